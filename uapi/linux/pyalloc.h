@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * pyalloc: CPython's small-object allocator (pymalloc) as a kernel service.
+ *
+ * Each open of /dev/pyalloc is an independent heap.  A heap hands out blocks
+ * of 1..PYALLOC_MAX_REQUEST bytes, rounded up to a size class, as offsets in
+ * one window that user space maps once with mmap(MAP_SHARED): a block's
+ * address is the mapping's base plus its offset.  All allocator metadata
+ * lives in kernel memory, so nothing user space writes can corrupt it and
+ * every bad free is detected.
+ *
+ * ABI rules: only __u32/__u64 fields, user pointers as __u64, no implicit
+ * padding.  Every flag and reserved field is checked (unknown bits or non-zero
+ * reserved -> EINVAL).  Structs are extensible: the size encoded in the ioctl
+ * number is the size user space was built with; a smaller (older) struct is
+ * accepted as long as it covers the first version, a larger (newer) one as
+ * long as the bytes the kernel does not know are zero (else E2BIG).
+ * Unknown commands fail with ENOTTY.
+ */
+#ifndef _UAPI_LINUX_PYALLOC_H
+#define _UAPI_LINUX_PYALLOC_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define PYALLOC_ABI_VERSION	1
+
+/* Largest request served by the device; larger objects come from the OS. */
+#define PYALLOC_MAX_REQUEST	512
+/* Most entries one PYALLOC_IOC_ALLOC or PYALLOC_IOC_FREE call handles. */
+#define PYALLOC_MAX_BATCH	512
+/* Size-class granularities a heap may use (bytes). */
+#define PYALLOC_GRANULARITY_8	8
+#define PYALLOC_GRANULARITY_16	16
+/* Number of size classes at the finest granularity (512 / 8). */
+#define PYALLOC_MAX_CLASSES	64
+
+/**
+ * struct pyalloc_info - the allocator's geometry (PYALLOC_IOC_INFO)
+ * @abi_version:     PYALLOC_ABI_VERSION of the running module
+ * @pool_size:       bytes in a pool (one page)
+ * @arena_size:      bytes in an arena
+ * @pools_per_arena: arena_size / pool_size
+ * @num_classes:     size classes of this heap (64 at granularity 8, 32 at 16)
+ * @granularity:     this heap's class step in bytes (8 or 16)
+ * @max_request:     PYALLOC_MAX_REQUEST
+ * @max_batch:       PYALLOC_MAX_BATCH
+ * @window_size:     bytes of offset space; map [0, window_size) once
+ * @mem_limit:       this heap's memory limit in bytes
+ */
+struct pyalloc_info {
+	__u32 abi_version;
+	__u32 pool_size;
+	__u32 arena_size;
+	__u32 pools_per_arena;
+	__u32 num_classes;
+	__u32 granularity;
+	__u32 max_request;
+	__u32 max_batch;
+	__u64 window_size;
+	__u64 mem_limit;
+};
+
+/* Fields of struct pyalloc_config to apply. */
+#define PYALLOC_CONFIG_GRANULARITY	(1U << 0)
+#define PYALLOC_CONFIG_MEM_LIMIT	(1U << 1)
+#define PYALLOC_CONFIG_FLAGS		(PYALLOC_CONFIG_GRANULARITY | \
+					 PYALLOC_CONFIG_MEM_LIMIT)
+
+/**
+ * struct pyalloc_config - configure a heap (PYALLOC_IOC_CONFIG)
+ * @flags:       PYALLOC_CONFIG_* bits: which of the fields below to apply
+ * @granularity: 8 or 16; only before the heap's first allocation (else EBUSY)
+ * @mem_limit:   new memory limit in bytes; may only be lowered (else EPERM)
+ *
+ * Either everything requested is applied or nothing is.
+ */
+struct pyalloc_config {
+	__u32 flags;
+	__u32 granularity;
+	__u64 mem_limit;
+};
+
+/**
+ * struct pyalloc_alloc - allocate @count blocks of one size (PYALLOC_IOC_ALLOC)
+ * @size:       requested bytes, 1..PYALLOC_MAX_REQUEST (else EINVAL)
+ * @count:      number of blocks, 1..PYALLOC_MAX_BATCH (else EINVAL)
+ * @flags:      must be 0
+ * @block_size: out: the size class the request was rounded up to
+ * @offsets:    user pointer to __u64[@count]; on success, the blocks' offsets
+ *
+ * All or nothing: on any error (ENOMEM when the heap's memory limit or window
+ * is exhausted, EFAULT for a bad @offsets) no block is allocated.  Blocks are
+ * aligned to the largest power of two dividing their size (at most a page).
+ * Fresh pages read as zero; a reused block keeps what was last written to it.
+ */
+struct pyalloc_alloc {
+	__u32 size;
+	__u32 count;
+	__u32 flags;
+	__u32 block_size;
+	__u64 offsets;
+};
+
+/**
+ * struct pyalloc_free - free @count blocks (PYALLOC_IOC_FREE)
+ * @count:       number of offsets, 1..PYALLOC_MAX_BATCH (else EINVAL)
+ * @flags:       must be 0
+ * @offsets:     user pointer to __u64[@count], the blocks to free
+ * @error_index: out: when the call fails with EINVAL because of an entry,
+ *               that entry's index; otherwise @count
+ * @reserved:    must be 0
+ *
+ * All or nothing.  Every offset must name an allocated block of this heap, at
+ * the start of the block, and appear once in the batch; anything else (double
+ * free, wild or misaligned offset) fails with EINVAL and frees nothing.
+ */
+struct pyalloc_free {
+	__u32 count;
+	__u32 flags;
+	__u64 offsets;
+	__u32 error_index;
+	__u32 reserved;
+};
+
+/**
+ * struct pyalloc_class_stats - one size class of a heap
+ * @block_size:    bytes per block
+ * @pools:         pools currently holding blocks of this class
+ * @blocks_in_use: allocated blocks
+ * @blocks_free:   free blocks in this class's pools
+ */
+struct pyalloc_class_stats {
+	__u32 block_size;
+	__u32 pools;
+	__u64 blocks_in_use;
+	__u64 blocks_free;
+};
+
+/**
+ * struct pyalloc_stats - a heap's statistics (PYALLOC_IOC_STATS)
+ * @granularity:        class step in bytes
+ * @num_classes:        entries of @classes in use
+ * @arenas_current:     arenas held now
+ * @arenas_highwater:   most arenas held at once
+ * @arenas_allocated:   arenas allocated since the heap was opened
+ * @arenas_reclaimed:   arenas released (pages returned to the kernel)
+ * @pages:              pool pages held (resident in kernel memory)
+ * @pools_empty:        pages of pools that hold no block ("unused pools")
+ * @bytes_in_use:       bytes in allocated blocks
+ * @bytes_free:         bytes in free blocks of pools in use
+ * @bytes_quantization: bytes at the end of pools too small for a block
+ * @mem_limit:          the heap's memory limit in bytes
+ * @alloc_calls:        successful PYALLOC_IOC_ALLOC calls
+ * @free_calls:         successful PYALLOC_IOC_FREE calls
+ * @blocks_allocated:   blocks handed out by those calls
+ * @blocks_freed:       blocks taken back by those calls
+ * @classes:            per size class; entries past @num_classes are zero
+ */
+struct pyalloc_stats {
+	__u32 granularity;
+	__u32 num_classes;
+	__u64 arenas_current;
+	__u64 arenas_highwater;
+	__u64 arenas_allocated;
+	__u64 arenas_reclaimed;
+	__u64 pages;
+	__u64 pools_empty;
+	__u64 bytes_in_use;
+	__u64 bytes_free;
+	__u64 bytes_quantization;
+	__u64 mem_limit;
+	__u64 alloc_calls;
+	__u64 free_calls;
+	__u64 blocks_allocated;
+	__u64 blocks_freed;
+	struct pyalloc_class_stats classes[PYALLOC_MAX_CLASSES];
+};
+
+#define PYALLOC_IOC_MAGIC	0xB7
+
+#define PYALLOC_IOC_INFO	_IOR(PYALLOC_IOC_MAGIC, 0x00, struct pyalloc_info)
+#define PYALLOC_IOC_CONFIG	_IOW(PYALLOC_IOC_MAGIC, 0x01, struct pyalloc_config)
+#define PYALLOC_IOC_ALLOC	_IOWR(PYALLOC_IOC_MAGIC, 0x02, struct pyalloc_alloc)
+#define PYALLOC_IOC_FREE	_IOWR(PYALLOC_IOC_MAGIC, 0x03, struct pyalloc_free)
+#define PYALLOC_IOC_STATS	_IOR(PYALLOC_IOC_MAGIC, 0x04, struct pyalloc_stats)
+
+/* Sizes of the first version of each struct: the smallest accepted. */
+#define PYALLOC_INFO_SIZE_VER0		48
+#define PYALLOC_CONFIG_SIZE_VER0	16
+#define PYALLOC_ALLOC_SIZE_VER0		24
+#define PYALLOC_FREE_SIZE_VER0		24
+#define PYALLOC_STATS_SIZE_VER0		1656
+
+#endif /* _UAPI_LINUX_PYALLOC_H */
