@@ -9,7 +9,7 @@
 #   $PYALLOC_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/pyalloc)
 #     kernel-<abiname>/vmlinuz       guest kernel matching the headers
 #     kernel-<abiname>/kdir          symlink to the matching headers
-#     <series>.env                   KVER= KDIR= VMLINUZ= for the Makefile
+#     <series>.env                   VM_KVER= VM_KDIR= VM_VMLINUZ= for the Makefile
 #     ksft/                          kselftest_harness.h, kselftest.h, runner
 #     scripts/checkpatch.pl          with spelling.txt, const_structs.checkpatch
 # When everything is present this takes a second or two.
@@ -97,7 +97,7 @@ setup_kernel() {
 	if [ -f "$CACHE/$series.env" ]; then
 		# shellcheck disable=SC1090
 		. "$CACHE/$series.env"
-		if [ -f "$VMLINUZ" ] && [ -f "$KDIR/Makefile" ]; then
+		if [ -f "$VM_VMLINUZ" ] && [ -f "$VM_KDIR/Makefile" ]; then
 			return 0
 		fi
 	fi
@@ -121,9 +121,9 @@ setup_kernel() {
 		rm -rf "$tmp"
 	fi
 	cat >"$CACHE/$series.env.tmp" <<EOT
-KVER=$abiname
-KDIR=/usr/src/linux-headers-$abiname
-VMLINUZ=$dir/vmlinuz
+VM_KVER=$abiname
+VM_KDIR=/usr/src/linux-headers-$abiname
+VM_VMLINUZ=$dir/vmlinuz
 EOT
 	mv "$CACHE/$series.env.tmp" "$CACHE/$series.env"
 	log "kernel $series: $abiname"

@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# pyalloc top-level Makefile.
+#
+#   make            module (against KDIR), libpyalloc, selftests, demo
+#   make run        set everything up, boot the VM and run the demo
+#   make check      host unit tests + static checks + VM selftests
+#   make bench      the benchmark in the VM (see bench/)
+#   make install    libpyalloc (PREFIX, DESTDIR)
+#
+# Dependencies are installed by scripts/deps.sh into a cache outside the
+# tree (PYALLOC_CACHE, default ${XDG_CACHE_HOME:-~/.cache}/pyalloc).
+
+KSERIES ?= 6.12
+PYALLOC_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pyalloc
+export PYALLOC_CACHE
+KSFT_DIR := $(PYALLOC_CACHE)/ksft
+export KSFT_DIR
+
+# The VM kernel of the chosen series: VM_KVER, VM_KDIR, VM_VMLINUZ
+# (written by scripts/deps.sh).
+-include $(PYALLOC_CACHE)/$(KSERIES).env
+
+# `make` builds for the running kernel when its headers are installed,
+# otherwise for the cached Debian kernel the VM boots.
+HOST_KDIR := /lib/modules/$(shell uname -r)/build
+KDIR ?= $(if $(wildcard $(HOST_KDIR)/Makefile),$(HOST_KDIR),$(VM_KDIR))
+
+.PHONY: all deps module vm-module lib selftests host-test static-check \
+	check run bench install clean help
+
+all: module lib selftests
+
+help:
+	@sed -n '3,11p' Makefile
+
+deps:
+	@scripts/deps.sh $(KSERIES)
+
+# Build the module out of a copy of the sources per kernel, so that builds
+# for the host and for each VM kernel never mix objects.  cp -p keeps the
+# times, so kbuild only recompiles what changed.
+# $(call build_module,KDIR,OUTDIR)
+define build_module
+	@test -f $(1)/Makefile || { echo "no kernel headers in '$(1)' (make deps?)"; exit 1; }
+	@mkdir -p $(2)/kmod $(2)/uapi/linux
+	@cp -p Kbuild $(2)/
+	@cp -p kmod/*.c kmod/*.h $(2)/kmod/
+	@cp -p uapi/linux/pyalloc.h $(2)/uapi/linux/
+	$(MAKE) -C $(1) M=$(CURDIR)/$(2) W=1 modules
+endef
+
+module:
+	@test -n "$(KDIR)" || scripts/deps.sh $(KSERIES)
+	@$(MAKE) --no-print-directory build-module-kdir
+	@cp build/kmod-$(notdir $(patsubst %/build,%,$(KDIR)))/pyalloc.ko pyalloc.ko
+
+.PHONY: build-module-kdir
+build-module-kdir:
+	$(call build_module,$(KDIR),build/kmod-$(notdir $(patsubst %/build,%,$(KDIR))))
+
+# The module for the VM kernel: build/kmod-$(VM_KVER)/pyalloc.ko
+vm-module: deps
+	@$(MAKE) --no-print-directory build-vm-module
+
+.PHONY: build-vm-module
+build-vm-module:
+	$(call build_module,$(VM_KDIR),build/kmod-$(VM_KVER))
+
+lib:
+	$(MAKE) -C userspace
+
+selftests: lib
+	$(MAKE) -C selftests
+
+host-test:
+	$(MAKE) -C tests/host run
+	$(MAKE) -C userspace host-test
+
+static-check: deps
+	scripts/static-check.sh $(VM_KDIR)
+
+run: deps
+	$(MAKE) vm-module lib
+	vm/run.sh --kernel $(KSERIES) --add userspace/demo -- ./demo
+
+check: deps
+	scripts/check.sh $(KSERIES)
+
+install:
+	$(MAKE) -C userspace install
+
+clean:
+	rm -rf build pyalloc.ko out
+	$(MAKE) -C userspace clean
+	$(MAKE) -C selftests clean
+	$(MAKE) -C tests/host clean

@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Allocating and freeing blocks in batches, all or nothing.
+ *
+ * Allocation follows pymalloc: take a block from the first pool on the
+ * class's usedpools list; when the list is empty, take a pool from the most
+ * used arena that has a free one (an emptied pool first, whose page is
+ * already there, else carve the next never-used pool), and create an arena
+ * when none has a free pool.  When a pool's last block is freed the pool goes
+ * back to its arena and may later serve any class; when an arena's last pool
+ * is freed the arena is released and its pages returned to the kernel,
+ * except that one entirely empty arena is kept to avoid thrashing.
+ *
+ * All or nothing.  A free batch is validated completely before anything
+ * changes: each block's bit is cleared as it is checked, so a duplicate in
+ * the batch finds it clear, and on the first bad entry the bits are set
+ * again.  An alloc batch that fails half way is rolled back exactly: the
+ * blocks are freed in reverse order, and pools carved and arenas created
+ * during the call (tagged with the call's generation) are uncarved and
+ * discarded instead of being kept, so that the heap's statistics read as
+ * before the call.  Reverse order matters: the pools of a call are carved in
+ * index order, and a pool carved later empties first.
+ */
+#include "alloc.h"
+
+int pya_allocator_init(struct pya_allocator *a,
+		       const struct pya_backend_ops *ops,
+		       unsigned int arena_shift, u32 max_arenas, u64 mem_limit)
+{
+	unsigned int i;
+
+	a->ops = ops;
+	a->arena_shift = arena_shift;
+	a->pools_per_arena = 1U << (arena_shift - PYA_POOL_SHIFT);
+	a->max_arenas = max_arenas;
+	a->mem_limit = mem_limit;
+	a->class_shift = ilog2(PYALLOC_GRANULARITY_8);
+	a->nclasses = pya_num_classes(a->class_shift);
+	for (i = 0; i < PYALLOC_MAX_CLASSES; i++)
+		INIT_LIST_HEAD(&a->usedpools[i]);
+	INIT_LIST_HEAD(&a->arenas);
+	return pya_arena_order_init(&a->order, a->pools_per_arena);
+}
+
+/* Free everything.  No mapping of the heap may be left. */
+void pya_allocator_destroy(struct pya_allocator *a)
+{
+	struct pya_arena *arena, *tmp;
+	u32 i;
+
+	list_for_each_entry_safe(arena, tmp, &a->arenas, all_link) {
+		for (i = 0; i < arena->ncarved; i++)
+			a->ops->page_free(a, &arena->pools[i]);
+		a->pages -= arena->ncarved;
+		a->ops->slot_free(a, arena->index);
+		list_del(&arena->all_link);
+		pya_free_mem(arena);
+	}
+	a->arenas_current = 0;
+	pya_arena_order_destroy(&a->order);
+}
+
+int pya_allocator_set_granularity(struct pya_allocator *a, u32 granularity)
+{
+	if (granularity != PYALLOC_GRANULARITY_8 &&
+	    granularity != PYALLOC_GRANULARITY_16)
+		return -EINVAL;
+	if (a->alloc_calls)
+		return -EBUSY;
+	a->class_shift = ilog2(granularity);
+	a->nclasses = pya_num_classes(a->class_shift);
+	return 0;
+}
+
+static void arena_set_nfree(struct pya_allocator *a, struct pya_arena *arena,
+			    u32 nfree)
+{
+	u32 old = arena->nfreepools;
+
+	arena->nfreepools = nfree;
+	pya_arena_order_update(&a->order, arena, old);
+}
+
+static int arena_new(struct pya_allocator *a, struct pya_arena **out)
+{
+	struct pya_arena *arena;
+	u32 index;
+	int err;
+
+	arena = pya_arena_create(a->pools_per_arena, a->gen);
+	if (!arena)
+		return -ENOMEM;
+	err = a->ops->slot_alloc(a, arena, &index);
+	if (err) {
+		pya_free_mem(arena);
+		return err;
+	}
+	pya_arena_place(arena, index);
+	list_add(&arena->all_link, &a->arenas);
+	pya_arena_order_update(&a->order, arena, 0);
+	a->nempty_arenas++;
+	a->arenas_current++;
+	a->arenas_allocated++;
+	*out = arena;
+	return 0;
+}
+
+/* Free an empty arena's pages (unmapped first) and its descriptor. */
+static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena)
+{
+	u32 i;
+
+	if (arena->ncarved)
+		a->ops->arena_unmap(a, arena);
+	for (i = 0; i < arena->ncarved; i++)
+		a->ops->page_free(a, &arena->pools[i]);
+	a->pages -= arena->ncarved;
+	a->pools_empty -= arena->ncarved;
+	arena_set_nfree(a, arena, 0);
+	list_del(&arena->all_link);
+	a->ops->slot_free(a, arena->index);
+	a->nempty_arenas--;
+	a->arenas_current--;
+	pya_free_mem(arena);
+}
+
+/* Give an empty arena back to the kernel (policy). */
+static void arena_release(struct pya_allocator *a, struct pya_arena *arena)
+{
+	arena_destroy(a, arena);
+	a->arenas_reclaimed++;
+}
+
+/* Undo the creation of an arena by the current call (rollback). */
+static void arena_discard(struct pya_allocator *a, struct pya_arena *arena)
+{
+	WARN_ON(arena->ncarved);
+	arena_destroy(a, arena);
+	a->arenas_allocated--;
+}
+
+/* Any arena with a carved empty pool: the fallback at the memory limit. */
+static struct pya_arena *arena_with_empty_pool(struct pya_allocator *a)
+{
+	struct pya_arena *arena;
+
+	list_for_each_entry(arena, &a->arenas, all_link)
+		if (!list_empty(&arena->empty_pools))
+			return arena;
+	return NULL;
+}
+
+/* Start a pool serving @cls (pymalloc's allocate_from_new_pool). */
+static int pool_get(struct pya_allocator *a, unsigned int cls,
+		    struct pya_pool **out)
+{
+	struct pya_arena *arena = pya_arena_order_first(&a->order);
+	struct pya_pool *pool;
+	bool created = false;
+	int err;
+
+	if ((!arena || list_empty(&arena->empty_pools)) &&
+	    a->pages >= a->mem_limit >> PYA_POOL_SHIFT) {
+		/* No page may be added; an emptied pool may still serve. */
+		arena = a->pools_empty ? arena_with_empty_pool(a) : NULL;
+		if (!arena)
+			return -ENOMEM;
+	}
+	if (!arena) {
+		err = arena_new(a, &arena);
+		if (err)
+			return err;
+		created = true;
+	}
+
+	if (!list_empty(&arena->empty_pools)) {
+		pool = list_first_entry(&arena->empty_pools, struct pya_pool,
+					link);
+		list_del_init(&pool->link);
+		a->pools_empty--;
+	} else {
+		pool = &arena->pools[arena->ncarved];
+		err = a->ops->page_alloc(a, pool);
+		if (err) {
+			if (created)
+				arena_discard(a, arena);
+			return err;
+		}
+		pool->carve_gen = a->gen;
+		arena->ncarved++;
+		a->pages++;
+	}
+
+	if (pya_arena_empty(arena))
+		a->nempty_arenas--;
+	arena_set_nfree(a, arena, arena->nfreepools - 1);
+	pya_pool_init(pool, cls, pya_class_size(cls, a->class_shift));
+	list_add(&pool->link, &a->usedpools[cls]);
+	a->class_pools[cls]++;
+	*out = pool;
+	return 0;
+}
+
+/* @pool's last block was freed: return the pool to its arena. */
+static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
+		     struct pya_pool *pool)
+{
+	list_del_init(&pool->link);
+	a->class_pools[pool->cls]--;
+	if (a->rolling_back && pool->carve_gen == a->gen) {
+		/* Carved by the call being undone: uncarve (LIFO). */
+		WARN_ON(pool != &arena->pools[arena->ncarved - 1]);
+		a->ops->page_free(a, pool);
+		pool->page = NULL;
+		arena->ncarved--;
+		a->pages--;
+	} else {
+		list_add(&pool->link, &arena->empty_pools);
+		a->pools_empty++;
+	}
+	arena_set_nfree(a, arena, arena->nfreepools + 1);
+	if (!pya_arena_empty(arena))
+		return;
+
+	if (a->rolling_back) {
+		/*
+		 * An arena the call created goes; any other one was the kept
+		 * empty arena before the call and is kept again.
+		 */
+		a->nempty_arenas++;
+		if (arena->create_gen == a->gen)
+			arena_discard(a, arena);
+	} else if (a->nempty_arenas) {
+		a->nempty_arenas++;
+		arena_release(a, arena);
+	} else {
+		a->nempty_arenas++;
+	}
+}
+
+/* Find the arena, pool and block index of @off; the block's bit is not checked. */
+static int block_lookup(struct pya_allocator *a, u64 off,
+			struct pya_arena **arenap, struct pya_pool **poolp,
+			unsigned int *idx)
+{
+	u64 slot = off >> a->arena_shift;
+	struct pya_arena *arena;
+	struct pya_pool *pool;
+
+	if (slot >= a->max_arenas)
+		return -EINVAL;
+	arena = a->ops->slot_lookup(a, (u32)slot);
+	if (!arena)
+		return -EINVAL;
+	pool = &arena->pools[(off >> PYA_POOL_SHIFT) &
+			     (a->pools_per_arena - 1)];
+	if (!pool->page || !pool->nused)
+		return -EINVAL;
+	*arenap = arena;
+	*poolp = pool;
+	return pya_pool_block_index(pool, off & (PYA_POOL_SIZE - 1), idx);
+}
+
+/* Account for one block whose bit is already cleared. */
+static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
+			struct pya_pool *pool)
+{
+	bool was_full = pya_pool_full(pool);
+
+	pool->nused--;
+	a->class_used[pool->cls]--;
+	if (!pool->nused)
+		pool_put(a, arena, pool);
+	else if (was_full)
+		list_add(&pool->link, &a->usedpools[pool->cls]);
+}
+
+/* Free blocks known to be allocated, newest first, undoing their call. */
+static void rollback_blocks(struct pya_allocator *a, const u64 *offsets,
+			    u32 count)
+{
+	struct pya_arena *arena;
+	struct pya_pool *pool;
+	unsigned int idx;
+
+	a->rolling_back = true;
+	while (count--) {
+		if (WARN_ON(block_lookup(a, offsets[count], &arena, &pool,
+					 &idx)))
+			continue;
+		__clear_bit(idx, pool->map);
+		commit_free(a, arena, pool);
+	}
+	a->rolling_back = false;
+	a->arenas_highwater = a->prev_highwater;
+}
+
+/*
+ * Allocate @count blocks of @size bytes (both validated by the caller) into
+ * @out.  On failure nothing is allocated and the statistics are unchanged.
+ */
+int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out)
+{
+	unsigned int cls = pya_class_of(size, a->class_shift);
+	struct list_head *used = &a->usedpools[cls];
+	struct pya_pool *pool;
+	unsigned int idx;
+	u32 i;
+	int err;
+
+	a->gen++;
+	a->prev_highwater = a->arenas_highwater;
+	for (i = 0; i < count; i++) {
+		if (list_empty(used)) {
+			err = pool_get(a, cls, &pool);
+			if (err)
+				goto undo;
+		} else {
+			pool = list_first_entry(used, struct pya_pool, link);
+		}
+		idx = pya_pool_alloc_block(pool);
+		if (pya_pool_full(pool))
+			list_del_init(&pool->link);
+		out[i] = pya_pool_offset(pool) + (u64)idx * pool->block_size;
+		a->class_used[cls]++;
+	}
+	a->alloc_calls++;
+	a->blocks_allocated += count;
+	if (a->arenas_current > a->arenas_highwater)
+		a->arenas_highwater = a->arenas_current;
+	return 0;
+
+undo:
+	rollback_blocks(a, out, i);
+	return err;
+}
+
+/*
+ * Undo the last pya_alloc_blocks() call, which succeeded, when its result
+ * could not be delivered.  Nothing else may have run on @a since.
+ */
+void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count)
+{
+	a->alloc_calls--;
+	a->blocks_allocated -= count;
+	rollback_blocks(a, offsets, count);
+}
+
+/* Set the bits of offsets[0, count), which were valid and cleared. */
+static void restore_bits(struct pya_allocator *a, const u64 *offsets,
+			 u32 count)
+{
+	struct pya_arena *arena;
+	struct pya_pool *pool;
+	unsigned int idx;
+	u32 i;
+
+	for (i = 0; i < count; i++)
+		if (!WARN_ON(block_lookup(a, offsets[i], &arena, &pool, &idx)))
+			__set_bit(idx, pool->map);
+}
+
+/*
+ * Free @count blocks.  On -EINVAL, *bad is the first entry that is not an
+ * allocated block of this heap (or repeats one) and nothing was freed.
+ */
+int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
+		    u32 *bad)
+{
+	struct pya_arena *arena;
+	struct pya_pool *pool;
+	unsigned int idx;
+	u32 i;
+
+	for (i = 0; i < count; i++) {
+		if (block_lookup(a, offsets[i], &arena, &pool, &idx) ||
+		    !test_bit(idx, pool->map)) {
+			restore_bits(a, offsets, i);
+			*bad = i;
+			return -EINVAL;
+		}
+		__clear_bit(idx, pool->map);
+	}
+	for (i = 0; i < count; i++) {
+		if (!WARN_ON(block_lookup(a, offsets[i], &arena, &pool, &idx)))
+			commit_free(a, arena, pool);
+	}
+	a->free_calls++;
+	a->blocks_freed += count;
+	*bad = count;
+	return 0;
+}
+
+/* The page backing window page @pgoff, or NULL if no carved pool is there. */
+void *pya_page_at(struct pya_allocator *a, u64 pgoff)
+{
+	u64 slot = pgoff >> (a->arena_shift - PYA_POOL_SHIFT);
+	struct pya_arena *arena;
+
+	if (slot >= a->max_arenas)
+		return NULL;
+	arena = a->ops->slot_lookup(a, (u32)slot);
+	if (!arena)
+		return NULL;
+	return arena->pools[pgoff & (a->pools_per_arena - 1)].page;
+}
+
+void pya_allocator_stats(const struct pya_allocator *a,
+			 struct pyalloc_stats *st)
+{
+	unsigned int c;
+
+	memset(st, 0, sizeof(*st));
+	st->granularity = 1U << a->class_shift;
+	st->num_classes = a->nclasses;
+	for (c = 0; c < a->nclasses; c++) {
+		struct pyalloc_class_stats *cs = &st->classes[c];
+		u32 bsize = pya_class_size(c, a->class_shift);
+		u64 nblocks = (u64)a->class_pools[c] * pya_blocks_per_pool(bsize);
+
+		cs->block_size = bsize;
+		cs->pools = a->class_pools[c];
+		cs->blocks_in_use = a->class_used[c];
+		cs->blocks_free = nblocks - a->class_used[c];
+		st->bytes_in_use += cs->blocks_in_use * bsize;
+		st->bytes_free += cs->blocks_free * bsize;
+		st->bytes_quantization += (u64)cs->pools *
+					  (PYA_POOL_SIZE % bsize);
+	}
+	st->arenas_current = a->arenas_current;
+	st->arenas_highwater = a->arenas_highwater;
+	st->arenas_allocated = a->arenas_allocated;
+	st->arenas_reclaimed = a->arenas_reclaimed;
+	st->pages = a->pages;
+	st->pools_empty = a->pools_empty;
+	st->mem_limit = a->mem_limit;
+	st->alloc_calls = a->alloc_calls;
+	st->free_calls = a->free_calls;
+	st->blocks_allocated = a->blocks_allocated;
+	st->blocks_freed = a->blocks_freed;
+}

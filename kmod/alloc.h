@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The allocator of one heap: size classes over pools over arenas.
+ *
+ * This is the bookkeeping of pymalloc (CPython's Objects/obmalloc.c) moved
+ * into the kernel and made batch-oriented: one call allocates or frees up to
+ * PYALLOC_MAX_BATCH blocks, all or nothing.  It does not lock, touch user
+ * memory or know about struct page; the caller serialises calls and the
+ * backend (heap.c in the module, a fake in the host tests) supplies pages,
+ * arena slots in the window and unmapping.
+ *
+ * Window layout: arena i covers offsets [i << arena_shift, (i + 1) <<
+ * arena_shift); pool p of an arena is its p-th page; block k of a pool starts
+ * k * block_size bytes into the page.
+ */
+#ifndef _PYALLOC_ALLOC_H
+#define _PYALLOC_ALLOC_H
+
+#include "arena.h"
+
+struct pya_allocator;
+
+struct pya_backend_ops {
+	/* Give @pool a zeroed page (pool->page) or fail with -ENOMEM. */
+	int (*page_alloc)(struct pya_allocator *a, struct pya_pool *pool);
+	void (*page_free)(struct pya_allocator *a, struct pya_pool *pool);
+	/* Store @arena in the lowest free window slot, setting *index. */
+	int (*slot_alloc)(struct pya_allocator *a, struct pya_arena *arena,
+			  u32 *index);
+	struct pya_arena *(*slot_lookup)(struct pya_allocator *a, u32 index);
+	void (*slot_free)(struct pya_allocator *a, u32 index);
+	/* Remove every user mapping of @arena's pages; they are freed next. */
+	void (*arena_unmap)(struct pya_allocator *a, struct pya_arena *arena);
+};
+
+struct pya_allocator {
+	const struct pya_backend_ops *ops;
+
+	/* Geometry, fixed when the heap is opened. */
+	unsigned int arena_shift;	/* log2 of the arena size in bytes */
+	unsigned int pools_per_arena;
+	u32 max_arenas;			/* window slots */
+	unsigned int class_shift;	/* 3 or 4: granularity 8 or 16 */
+	unsigned int nclasses;
+	u64 mem_limit;			/* bytes of pool pages */
+
+	/* Per size class: pools with free blocks (pymalloc's usedpools). */
+	struct list_head usedpools[PYALLOC_MAX_CLASSES];
+	u32 class_pools[PYALLOC_MAX_CLASSES];
+	u64 class_used[PYALLOC_MAX_CLASSES];
+
+	struct list_head arenas;	/* every arena of the heap */
+	struct pya_arena_order order;
+	u32 nempty_arenas;	/* entirely empty arenas kept (at most one) */
+	u64 gen;		/* number of the current/last alloc call */
+	u64 prev_highwater;	/* arenas_highwater before that call */
+	bool rolling_back;
+
+	/* Statistics (struct pyalloc_stats). */
+	u64 pages;
+	u64 pools_empty;
+	u64 arenas_current;
+	u64 arenas_highwater;
+	u64 arenas_allocated;
+	u64 arenas_reclaimed;
+	u64 alloc_calls;
+	u64 free_calls;
+	u64 blocks_allocated;
+	u64 blocks_freed;
+};
+
+int pya_allocator_init(struct pya_allocator *a,
+		       const struct pya_backend_ops *ops,
+		       unsigned int arena_shift, u32 max_arenas, u64 mem_limit);
+void pya_allocator_destroy(struct pya_allocator *a);
+int pya_allocator_set_granularity(struct pya_allocator *a, u32 granularity);
+
+int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out);
+void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count);
+int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
+		    u32 *bad);
+
+void *pya_page_at(struct pya_allocator *a, u64 pgoff);
+void pya_allocator_stats(const struct pya_allocator *a,
+			 struct pyalloc_stats *st);
+
+static inline u64 pya_window_size(const struct pya_allocator *a)
+{
+	return (u64)a->max_arenas << a->arena_shift;
+}
+
+#endif /* _PYALLOC_ALLOC_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A pool: one page of blocks of one size class.
+ *
+ * pymalloc keeps a pool's header and free list inside the pool, so a buffer
+ * overrun in user code corrupts the allocator.  pyalloc keeps all of it here,
+ * in kernel memory: user space can only write block contents.  That is why
+ * the whole page is usable (8 blocks of 512 bytes where pymalloc fits 7) and
+ * why every bad free can be detected instead of followed.
+ *
+ * The allocation bitmap answers "is this block allocated?" in O(1), which is
+ * what catches double frees; the lowest free block is found by scanning at
+ * most PYA_POOL_MAX_BLOCKS / BITS_PER_LONG words.
+ */
+#ifndef _PYALLOC_POOL_H
+#define _PYALLOC_POOL_H
+
+#include "sizeclass.h"
+
+struct pya_pool {
+	/* The backing page (struct page * in the module); NULL until carved. */
+	void *page;
+	/*
+	 * On its class's list of pools with free blocks while partly used,
+	 * on its arena's list of empty pools while carved but unused, on no
+	 * list while full or not carved.
+	 */
+	struct list_head link;
+	/* Alloc call in which the page was carved, for exact rollback. */
+	u64 carve_gen;
+	/* Page offset of the pool in the heap window. */
+	u32 pgoff;
+	u16 nused;		/* allocated blocks */
+	u16 nblocks;		/* blocks that fit in the page */
+	u16 block_size;
+	u16 cls;
+	unsigned long map[BITS_TO_LONGS(PYA_POOL_MAX_BLOCKS)];
+};
+
+void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size);
+unsigned int pya_pool_alloc_block(struct pya_pool *pool);
+int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
+			 unsigned int *idx);
+
+static inline bool pya_pool_full(const struct pya_pool *pool)
+{
+	return pool->nused == pool->nblocks;
+}
+
+static inline u64 pya_pool_offset(const struct pya_pool *pool)
+{
+	return (u64)pool->pgoff << PYA_POOL_SHIFT;
+}
+
+#endif /* _PYALLOC_POOL_H */

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Boot a Debian kernel in QEMU with pyalloc.ko loaded and run something.
+#
+#   vm/run.sh [options] --selftests DIR        run the kselftest collection
+#   vm/run.sh [options] [--add FILE]... -- CMD  run CMD in /pyalloc
+#
+# Options:
+#   --kernel SERIES    6.12 (default) or 6.1: the cached Debian kernel
+#   --vmlinuz FILE     boot this kernel instead (e.g. the debug kernel)
+#   --module FILE      pyalloc.ko to load (default: build/kmod-<kver>/pyalloc.ko)
+#   --modparams "..."  parameters for insmod
+#   --add FILE         copy FILE (with the shared libraries it needs) to
+#                      /pyalloc in the guest; repeatable
+#   --out DIR          copy the guest's /out directory back into DIR
+#   --log FILE         full console log (default build/vm/console.log)
+#   --timeout SECS     hard limit for the whole VM run (default 900)
+#   --mem MB           guest memory (default 2048)
+#   --append "..."     extra kernel command line
+#
+# The guest's verdict is the exit status: the command's status, or for
+# --selftests 0 only if no test reported "not ok".  Whatever happens the
+# run ends: a failure status is pre-seeded (a guest that dies or hangs never
+# reports success), the kernel panics on any warning or oops (panic=-1 with
+# -no-reboot ends QEMU), and an outer timeout kills QEMU.  Afterwards the
+# kernel log is scanned and any BUG, WARNING, Oops, KFENCE or slab report,
+# list corruption, lockup or leak of pool pages fails the run, quoted.
+#
+# Only one VM runs at a time (flock on the cache): the machine has 2 cores.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+CACHE=${PYALLOC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyalloc}
+
+series=6.12
+vmlinuz=
+module=
+modparams=
+adds=()
+selftests=
+outdir=
+log=$top/build/vm/console.log
+timeout_s=900
+mem=2048
+append=
+cmd=()
+
+die() { echo "vm/run.sh: $*" >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) series=$2; shift 2 ;;
+	--vmlinuz) vmlinuz=$2; shift 2 ;;
+	--module) module=$2; shift 2 ;;
+	--modparams) modparams=$2; shift 2 ;;
+	--add) adds+=("$2"); shift 2 ;;
+	--selftests) selftests=$2; shift 2 ;;
+	--out) outdir=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--timeout) timeout_s=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--append) append=$2; shift 2 ;;
+	--) shift; cmd=("$@"); break ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+done
+[ -n "$selftests" ] || [ ${#cmd[@]} -gt 0 ] || die "nothing to run: --selftests DIR or -- COMMAND"
+
+envfile=$CACHE/$series.env
+[ -f "$envfile" ] || die "no $envfile: run scripts/deps.sh $series"
+# shellcheck disable=SC1090
+. "$envfile"
+[ -n "$vmlinuz" ] || vmlinuz=$VM_VMLINUZ
+[ -n "$module" ] || module=$top/build/kmod-$VM_KVER/pyalloc.ko
+[ -f "$vmlinuz" ] || die "no kernel $vmlinuz"
+[ -f "$module" ] || die "no module $module (make vm-module)"
+
+# slab debugging: 6.12 spells it slab_debug, 6.1 slub_debug.
+case $series in
+6.1) slabdbg=slub_debug=FZPU ;;
+*) slabdbg=slab_debug=FZPU ;;
+esac
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pyalloc-vm.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,out,pyalloc,etc}
+mkdir -p "$(dirname "$log")"
+
+cp /bin/busybox "$root/bin/busybox"
+
+# Copy an ELF file's shared libraries (and the loader) to the same paths.
+copy_libs() {
+	local f=$1 lib
+	file -L "$f" 2>/dev/null | grep -q 'dynamically linked' || return 0
+	for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+
+cp "$module" "$root/pyalloc/pyalloc.ko"
+for f in ${adds[@]+"${adds[@]}"}; do
+	[ -e "$f" ] || die "--add $f: no such file"
+	cp -rL "$f" "$root/pyalloc/"
+	if [ -f "$f" ]; then copy_libs "$f"; fi
+done
+
+if [ -n "$selftests" ]; then
+	[ -d "$selftests" ] || die "--selftests $selftests: not a directory"
+	st=$root/pyalloc/selftests
+	mkdir -p "$st/kselftest" "$st/pyalloc"
+	cp "$CACHE/ksft/run_kselftest.sh" "$st/"
+	cp "$CACHE/ksft/runner.sh" "$CACHE/ksft/ktap_helpers.sh" "$st/kselftest/"
+	: >"$st/kselftest-list.txt"
+	# Every executable in DIR, in name order (pyalloc_zz_* run last).
+	for t in $(cd "$selftests" && ls); do
+		[ -f "$selftests/$t" ] && [ -x "$selftests/$t" ] || continue
+		case $t in *.sh|*.o|*.c|*.h) continue ;; esac
+		cp "$selftests/$t" "$st/pyalloc/"
+		copy_libs "$selftests/$t"
+		echo "pyalloc:$t" >>"$st/kselftest-list.txt"
+	done
+	[ -f "$selftests/settings" ] && cp "$selftests/settings" "$st/pyalloc/"
+	cmd=(sh -c 'cd /pyalloc/selftests && ./run_kselftest.sh >/tmp/tap 2>&1; rc=$?; cat /tmp/tap; if grep -q "^not ok" /tmp/tap; then exit 1; fi; exit $rc')
+fi
+
+# The kselftest runner calls /usr/bin/timeout --foreground; busybox's
+# timeout has no --foreground, so drop it.
+cat >"$root/usr/bin/timeout" <<'EOF'
+#!/bin/sh
+[ "$1" = --foreground ] && shift
+exec /bin/busybox timeout "$@"
+EOF
+chmod +x "$root/usr/bin/timeout"
+
+# The command, quoted for the guest shell.
+{
+	printf 'cd /pyalloc\n'
+	printf 'export PATH=/pyalloc:/usr/bin:/bin:/usr/sbin:/sbin\n'
+	printf 'export PYALLOC_KO=/pyalloc/pyalloc.ko\n'
+	printf '%q ' "${cmd[@]}"
+	printf '\n'
+} >"$root/pyalloc/.cmd"
+
+cat >"$root/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
+exec >/dev/console 2>&1 </dev/null
+echo "PYALLOC-GUEST: kernel \$(uname -r)"
+if ! insmod /pyalloc/pyalloc.ko $modparams; then
+	echo "PYALLOC-GUEST: insmod failed"
+	echo "PYALLOC-EXIT: 97"
+	poweroff -f
+fi
+sh /pyalloc/.cmd
+rc=\$?
+# Every heap is closed now: the module must hold no page and unload.
+held=\$(cat /sys/module/pyalloc/parameters/pages_held 2>/dev/null || echo 0)
+if [ "\$held" != 0 ]; then
+	echo "PYALLOC-LEAK: pages_held=\$held after the run"
+	[ \$rc = 0 ] && rc=96
+fi
+if [ -d /sys/module/pyalloc ] && ! rmmod pyalloc; then
+	echo "PYALLOC-GUEST: rmmod failed"
+	[ \$rc = 0 ] && rc=95
+fi
+if [ -n "\$(ls /out)" ]; then
+	echo "PYALLOC-OUT-BEGIN"
+	tar -C /out -cf - . | base64 >/dev/ttyS1
+	echo "PYALLOC-OUT-END"
+fi
+echo "PYALLOC-EXIT: \$rc"
+poweroff -f
+EOF
+chmod +x "$root/init"
+
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$work/initramfs.cpio"
+
+cmdline="console=ttyS0,115200 rdinit=/init panic=-1 oops=panic panic_on_warn=1"
+cmdline+=" softlockup_panic=1 hung_task_panic=1 $slabdbg kfence.sample_interval=10"
+cmdline+=" mitigations=off loglevel=7 $append"
+
+lockfile=$CACHE/vm.lock
+exec 9>"$lockfile"
+if ! flock -n 9; then
+	echo "vm/run.sh: waiting for another VM run to finish" >&2
+	flock 9
+fi
+
+echo "vm/run.sh: booting $(basename "$(dirname "$vmlinuz")")/$(basename "$vmlinuz") (log: $log)" >&2
+start=$(date +%s)
+set +e
+timeout -k 10 "$timeout_s" qemu-system-x86_64 \
+	-nodefaults -display none -no-reboot \
+	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem" \
+	-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" -append "$cmdline" \
+	-serial stdio -serial "file:$work/ttyS1" </dev/null 2>&1 |
+	tee "$log" |
+	# Progress: the guest's own lines and any kernel line that matters.
+	grep --line-buffered -Ev '^\[ *[0-9]+\.[0-9]+\] ' |
+	grep --line-buffered -v '^PYALLOC-OUT' | tr -d '\r'
+qstatus=${PIPESTATUS[0]}
+set -e
+tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+elapsed=$(($(date +%s) - start))
+
+rc=1	# pre-seeded: only an explicit report from the guest can clear it
+guest_rc=$(sed -n 's/^PYALLOC-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n1)
+if [ "$qstatus" = 124 ] || [ "$qstatus" = 137 ]; then
+	echo "vm/run.sh: TIMEOUT after ${timeout_s}s: the guest hung" >&2
+elif [ -z "$guest_rc" ]; then
+	echo "vm/run.sh: the guest died before reporting a result (qemu status $qstatus)" >&2
+else
+	rc=$guest_rc
+fi
+
+# Any of these in the kernel log fails the run.
+bad='BUG[: ]|WARNING:|Oops|KFENCE|Kernel panic|general protection|'
+bad+='corruption|Redzone|Poison overwritten|Object padding|Freepointer|'
+bad+='soft lockup|hard LOCKUP|hung_task|blocked for more than|rcu_sched self-detected|'
+bad+='UBSAN|KASAN|kmemleak|possible recursive locking|possible circular locking|'
+bad+='inconsistent lock state|suspicious RCU usage|Call Trace'
+# Kernel lines only (a test may print those words), plus the guest's leak check.
+if grep -E "^\[ *[0-9]+\.[0-9]+\] .*($bad)|^PYALLOC-LEAK" "$log" |
+	grep -v 'ommand line:' >"$work/bad"; then
+	echo "vm/run.sh: the kernel log reports problems:" >&2
+	sed 's/^/  | /' "$work/bad" | head -n 60 >&2
+	[ "$rc" = 0 ] && rc=1
+fi
+
+if [ -n "$outdir" ] && [ -s "$work/ttyS1" ]; then
+	mkdir -p "$outdir"
+	tr -d '\r' <"$work/ttyS1" | base64 -d | tar -C "$outdir" -xf - ||
+		{ echo "vm/run.sh: could not unpack the guest's /out" >&2; [ "$rc" = 0 ] && rc=1; }
+fi
+
+echo "vm/run.sh: guest verdict $rc after ${elapsed}s" >&2
+exit "$rc"
