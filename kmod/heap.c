@@ -12,7 +12,7 @@
 #include "pyalloc.h"
 
 /* Window offsets are kept below 2^44 so page offsets fit in 32 bits. */
-#define PYA_MAX_WINDOW_MB	(1UL << 24)
+#define PYA_MAX_WINDOW_MB	(16 * 1024 * 1024UL)
 
 static struct pya_heap *to_heap(struct pya_allocator *a)
 {

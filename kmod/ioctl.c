@@ -238,8 +238,10 @@ static long pya_ioc_stats(struct pya_heap *heap, unsigned int cmd,
 }
 
 /* Same command number and direction; the size may differ (see above). */
-#define PYA_CMD_MATCHES(cmd, canon)				\
-	(_IOC_NR(cmd) == _IOC_NR(canon) && _IOC_DIR(cmd) == _IOC_DIR(canon))
+static bool cmd_matches(unsigned int cmd, unsigned int canon)
+{
+	return _IOC_NR(cmd) == _IOC_NR(canon) && _IOC_DIR(cmd) == _IOC_DIR(canon);
+}
 
 long pya_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
@@ -247,15 +249,15 @@ long pya_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	if (_IOC_TYPE(cmd) != PYALLOC_IOC_MAGIC)
 		return -ENOTTY;
-	if (PYA_CMD_MATCHES(cmd, PYALLOC_IOC_INFO))
+	if (cmd_matches(cmd, PYALLOC_IOC_INFO))
 		return pya_ioc_info(heap, cmd, arg);
-	if (PYA_CMD_MATCHES(cmd, PYALLOC_IOC_CONFIG))
+	if (cmd_matches(cmd, PYALLOC_IOC_CONFIG))
 		return pya_ioc_config(heap, cmd, arg);
-	if (PYA_CMD_MATCHES(cmd, PYALLOC_IOC_ALLOC))
+	if (cmd_matches(cmd, PYALLOC_IOC_ALLOC))
 		return pya_ioc_alloc(heap, cmd, arg);
-	if (PYA_CMD_MATCHES(cmd, PYALLOC_IOC_FREE))
+	if (cmd_matches(cmd, PYALLOC_IOC_FREE))
 		return pya_ioc_free(heap, cmd, arg);
-	if (PYA_CMD_MATCHES(cmd, PYALLOC_IOC_STATS))
+	if (cmd_matches(cmd, PYALLOC_IOC_STATS))
 		return pya_ioc_stats(heap, cmd, arg);
 	return -ENOTTY;
 }

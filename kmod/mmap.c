@@ -14,11 +14,11 @@
  * never be mapped after the zap that precedes its release.
  */
 #include <linux/mm.h>
-#include <linux/version.h>
 
 #include "pyalloc.h"
 
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+/* vm_flags_set() came in 6.3; Kbuild tests for it (PYA_HAVE_VM_FLAGS_SET). */
+#ifndef PYA_HAVE_VM_FLAGS_SET
 static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
 {
 	vma->vm_flags |= flags;

@@ -19,7 +19,7 @@
  * faults enabled, because a fault on the heap's own mapping takes it.
  */
 struct pya_heap {
-	struct mutex lock;
+	struct mutex lock;		/* see above */
 	struct pya_allocator alloc;
 	struct xarray arenas;		/* window slot -> struct pya_arena */
 	/*

@@ -62,8 +62,8 @@ struct pyalloc_info {
 };
 
 /* Fields of struct pyalloc_config to apply. */
-#define PYALLOC_CONFIG_GRANULARITY	(1U << 0)
-#define PYALLOC_CONFIG_MEM_LIMIT	(1U << 1)
+#define PYALLOC_CONFIG_GRANULARITY	0x1U
+#define PYALLOC_CONFIG_MEM_LIMIT	0x2U
 #define PYALLOC_CONFIG_FLAGS		(PYALLOC_CONFIG_GRANULARITY | \
 					 PYALLOC_CONFIG_MEM_LIMIT)
 

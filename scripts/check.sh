@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make check`: everything that must pass before a change lands.
+#
+#   1. dependencies (scripts/deps.sh), then the module for the VM kernel,
+#      libpyalloc and the selftests, all warning-free
+#   2. host unit tests under ASan/UBSan (module bookkeeping and library)
+#   3. static checks of kmod/ and uapi/: checkpatch --strict, sparse, W=1
+#   4. the selftests in a QEMU guest, whose kernel log must stay clean
+#
+# Ends with one line "N passed, N failed, N skipped" summed over every test
+# that ran, host and guest; exits non-zero if anything failed.
+#
+#   scripts/check.sh [SERIES...]   kernel series for the VM (default 6.12)
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 2
+SERIES=("$@")
+[ ${#SERIES[@]} -gt 0 ] || SERIES=(6.12)
+CACHE=${PYALLOC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyalloc}
+mkdir -p build/check
+
+passed=0 failed=0 skipped=0
+start=$(date +%s)
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# Add "N passed, N failed[, N skipped]" from a log's last such line.
+add_counts() {
+	local line p f s
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1)
+	if [ -z "$line" ]; then
+		echo "check: no result line in $1: counted as one failure"
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+	f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+	s=$(echo "$line" | sed -nE 's/.*, ([0-9]+) skipped.*/\1/p')
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+}
+
+# One pass/fail for a whole step.
+add_step() {
+	if [ "$1" = 0 ]; then
+		passed=$((passed + 1)); echo "ok: $2"
+	else
+		failed=$((failed + 1)); echo "FAILED: $2"
+	fi
+}
+
+step "dependencies"
+scripts/deps.sh "${SERIES[@]}" || { echo "check: dependencies failed"; echo "0 passed, 1 failed"; exit 1; }
+
+step "build (W=1, -Wall -Wextra -Werror)"
+build_ok=0
+for s in "${SERIES[@]}"; do
+	make --no-print-directory KSERIES="$s" KCFLAGS=-Werror vm-module || build_ok=1
+done
+if [ -f userspace/Makefile ]; then
+	make --no-print-directory -C userspace || build_ok=1
+fi
+make --no-print-directory -C selftests || build_ok=1
+add_step $build_ok "build"
+
+step "host unit tests (ASan, UBSan)"
+make --no-print-directory -C tests/host run 2>&1 | tee build/check/host-kmod.log
+add_counts build/check/host-kmod.log
+if [ -f userspace/Makefile ] && grep -q '^host-test:' userspace/Makefile; then
+	make --no-print-directory -C userspace host-test 2>&1 | tee build/check/host-lib.log
+	add_counts build/check/host-lib.log
+fi
+
+step "static checks (checkpatch --strict, sparse)"
+scripts/static-check.sh 2>&1 | tee build/check/static.log
+add_counts build/check/static.log
+
+for ser in "${SERIES[@]}"; do
+	# shellcheck disable=SC1090
+	. "$CACHE/$ser.env"
+	step "VM selftests on $ser ($VM_KVER)"
+	log=build/check/vm-$ser.log
+	vm/run.sh --kernel "$ser" --log "$log" --selftests selftests
+	vmrc=$?
+	# Count the harness's test cases; a program that failed without
+	# reporting a failing case (a crash, a timeout) counts as one.
+	counts=$(awk '
+		/^# (ok|not ok) [0-9]+ / {
+			if ($2 == "not") { f++; pf++ }
+			else if ($0 ~ /# SKIP/) s++
+			else p++
+			next
+		}
+		/^not ok [0-9]+ selftests: / { if (!pf) f++; pf = 0; next }
+		/^ok [0-9]+ selftests: .*# SKIP/ { if (!pf) s++; pf = 0; next }
+		/^ok [0-9]+ selftests: / { pf = 0; next }
+		END { printf "%d %d %d\n", p, f, s }' "$log")
+	read -r p f s <<<"$counts"
+	if [ "$vmrc" != 0 ] && [ "$f" = 0 ]; then
+		echo "check: the VM run failed (status $vmrc) outside any test"
+		f=1
+	fi
+	echo "VM $ser: $p passed, $f failed, $s skipped"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+done
+
+echo
+echo "check: $(( $(date +%s) - start ))s"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

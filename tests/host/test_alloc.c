@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Host unit tests of pyalloc's bookkeeping (kmod/pool.c, arena.c, alloc.c),
+ * built with ASan and UBSan.  A fake backend gives pages from calloc(),
+ * window slots from an array, and can fail the n-th page or slot
+ * allocation to check that every failure leaves the allocator as it was.
+ */
+#include "../../kmod/alloc.h"
+
+unsigned long host_warnings;
+
+#define MAX_SLOTS 64
+
+struct fake {
+	struct pya_allocator a;
+	struct pya_arena *slots[MAX_SLOTS];
+	long fail_countdown;	/* fail the n-th page/slot allocation; 0: never */
+	unsigned long pages_live;
+	unsigned long unmaps;
+	unsigned long unmapped_pages;	/* carved pages of unmapped arenas */
+};
+
+static struct fake *to_fake(struct pya_allocator *a)
+{
+	return container_of(a, struct fake, a);
+}
+
+static bool inject(struct fake *f)
+{
+	return f->fail_countdown && --f->fail_countdown == 0;
+}
+
+static int fake_page_alloc(struct pya_allocator *a, struct pya_pool *pool)
+{
+	struct fake *f = to_fake(a);
+
+	if (inject(f))
+		return -ENOMEM;
+	pool->page = calloc(1, PAGE_SIZE);
+	if (!pool->page)
+		return -ENOMEM;
+	f->pages_live++;
+	return 0;
+}
+
+static void fake_page_free(struct pya_allocator *a, struct pya_pool *pool)
+{
+	free(pool->page);
+	to_fake(a)->pages_live--;
+}
+
+static int fake_slot_alloc(struct pya_allocator *a, struct pya_arena *arena,
+			   u32 *index)
+{
+	struct fake *f = to_fake(a);
+	u32 i;
+
+	if (inject(f))
+		return -ENOMEM;
+	for (i = 0; i < a->max_arenas && i < MAX_SLOTS; i++) {
+		if (!f->slots[i]) {
+			f->slots[i] = arena;
+			*index = i;
+			return 0;
+		}
+	}
+	return -ENOMEM;
+}
+
+static struct pya_arena *fake_slot_lookup(struct pya_allocator *a, u32 index)
+{
+	return index < MAX_SLOTS ? to_fake(a)->slots[index] : NULL;
+}
+
+static void fake_slot_free(struct pya_allocator *a, u32 index)
+{
+	to_fake(a)->slots[index] = NULL;
+}
+
+static void fake_arena_unmap(struct pya_allocator *a, struct pya_arena *arena)
+{
+	struct fake *f = to_fake(a);
+
+	f->unmaps++;
+	f->unmapped_pages += arena->ncarved;
+}
+
+static const struct pya_backend_ops fake_ops = {
+	.page_alloc = fake_page_alloc,
+	.page_free = fake_page_free,
+	.slot_alloc = fake_slot_alloc,
+	.slot_lookup = fake_slot_lookup,
+	.slot_free = fake_slot_free,
+	.arena_unmap = fake_arena_unmap,
+};
+
+/* 256 KiB arenas, 32 slots, limit in pages. */
+static struct fake *fake_new(u64 limit_pages)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	assert(f);
+	assert(!pya_allocator_init(&f->a, &fake_ops, 18, 32,
+				   limit_pages << PAGE_SHIFT));
+	return f;
+}
+
+static void fake_destroy(struct fake *f)
+{
+	pya_allocator_destroy(&f->a);
+	assert(f->pages_live == 0);
+	free(f);
+}
+
+static struct pyalloc_stats stats_of(struct fake *f)
+{
+	struct pyalloc_stats st;
+
+	pya_allocator_stats(&f->a, &st);
+	return st;
+}
+
+/* --- a tiny TAP harness --- */
+static int passed, failed, test_failed;
+#define CHECK(cond) do {						\
+	if (!(cond)) {							\
+		printf("#   %s:%d: CHECK(%s) failed\n", __FILE__,	\
+		       __LINE__, #cond);				\
+		test_failed = 1;					\
+	}								\
+} while (0)
+
+static void run(const char *name, void (*fn)(void))
+{
+	unsigned long warn0 = host_warnings;
+
+	test_failed = 0;
+	fn();
+	if (host_warnings != warn0)
+		test_failed = 1;
+	printf("%s %d %s\n", test_failed ? "not ok" : "ok",
+	       passed + failed + 1, name);
+	if (test_failed)
+		failed++;
+	else
+		passed++;
+}
+
+/* --- tests --- */
+
+static void test_size_classes(void)
+{
+	CHECK(pya_class_of(6, 3) == 0 && pya_class_size(0, 3) == 8);
+	CHECK(pya_class_of(42, 3) == 5 && pya_class_size(5, 3) == 48);
+	CHECK(pya_class_of(8, 3) == 0 && pya_class_of(9, 3) == 1);
+	CHECK(pya_class_of(512, 3) == 63 && pya_num_classes(3) == 64);
+	CHECK(pya_class_of(17, 4) == 1 && pya_class_size(1, 4) == 32);
+	CHECK(pya_num_classes(4) == 32);
+	CHECK(pya_blocks_per_pool(512) == 8 && pya_blocks_per_pool(8) == 512);
+}
+
+static void test_alloc_layout(void)
+{
+	struct fake *f = fake_new(1024);
+	u64 offs[PYALLOC_MAX_BATCH];
+	unsigned int size;
+
+	for (size = 1; size <= PYALLOC_MAX_REQUEST; size += 37) {
+		u32 bs = pya_class_size(pya_class_of(size, 3), 3);
+		u32 i, j;
+
+		CHECK(!pya_alloc_blocks(&f->a, size, 100, offs));
+		for (i = 0; i < 100; i++) {
+			u32 in = offs[i] & (PAGE_SIZE - 1);
+
+			CHECK(in % bs == 0 && in + bs <= PAGE_SIZE);
+			for (j = 0; j < i; j++)
+				CHECK(offs[j] != offs[i]);
+		}
+	}
+	CHECK(stats_of(f).blocks_allocated == 100 * 14);
+	fake_destroy(f);
+}
+
+static void test_free_rejects(void)
+{
+	struct fake *f = fake_new(1024);
+	struct pyalloc_stats before, after;
+	u64 a[4], b[1], bad[3];
+	u32 idx;
+
+	CHECK(!pya_alloc_blocks(&f->a, 48, 4, a));
+	CHECK(!pya_alloc_blocks(&f->a, 8, 1, b));
+	before = stats_of(f);
+
+	bad[0] = a[0]; bad[1] = a[0] + 1; bad[2] = a[1];	/* misaligned */
+	CHECK(pya_free_blocks(&f->a, bad, 3, &idx) == -EINVAL && idx == 1);
+	bad[1] = a[0];						/* duplicate */
+	CHECK(pya_free_blocks(&f->a, bad, 3, &idx) == -EINVAL && idx == 1);
+	bad[1] = 31ULL << 18;					/* no arena */
+	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
+	bad[1] = 1ULL << 40;					/* off window */
+	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
+	bad[1] = a[3] + 48;					/* never allocated */
+	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
+	bad[1] = (a[0] & ~(PAGE_SIZE - 1)) + 3 * PAGE_SIZE;	/* uncarved pool */
+	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
+	/* 4096 % 48 = 16: the offset 4080 is 48-aligned but past the last block */
+	bad[1] = (a[0] & ~(PAGE_SIZE - 1)) + 85 * 48;
+	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
+	after = stats_of(f);
+	CHECK(!memcmp(&before, &after, sizeof(before)));
+
+	CHECK(!pya_free_blocks(&f->a, a, 4, &idx) && idx == 4);
+	CHECK(pya_free_blocks(&f->a, a, 1, &idx) == -EINVAL && idx == 0);
+	CHECK(!pya_free_blocks(&f->a, b, 1, &idx));
+	CHECK(stats_of(f).bytes_in_use == 0);
+	fake_destroy(f);
+}
+
+static void test_free_then_reuse(void)
+{
+	struct fake *f = fake_new(1024);
+	u64 a, b;
+	u32 idx;
+
+	CHECK(!pya_alloc_blocks(&f->a, 100, 1, &a));
+	CHECK(!pya_free_blocks(&f->a, &a, 1, &idx));
+	CHECK(!pya_alloc_blocks(&f->a, 100, 1, &b));
+	CHECK(a == b);
+	fake_destroy(f);
+}
+
+/* Allocate @n 512-byte blocks, 8 per pool, 512 per arena. */
+static void alloc_many(struct fake *f, u64 *offs, u32 n, u32 size)
+{
+	u32 done = 0;
+
+	while (done < n) {
+		u32 k = n - done < PYALLOC_MAX_BATCH ? n - done : PYALLOC_MAX_BATCH;
+
+		CHECK(!pya_alloc_blocks(&f->a, size, k, offs + done));
+		done += k;
+	}
+}
+
+static void free_many(struct fake *f, u64 *offs, u32 n)
+{
+	u32 done = 0, idx;
+
+	while (done < n) {
+		u32 k = n - done < PYALLOC_MAX_BATCH ? n - done : PYALLOC_MAX_BATCH;
+
+		CHECK(!pya_free_blocks(&f->a, offs + done, k, &idx));
+		done += k;
+	}
+}
+
+static void test_arena_release(void)
+{
+	struct fake *f = fake_new(1024);
+	static u64 offs[3 * 512];
+	struct pyalloc_stats st;
+
+	alloc_many(f, offs, 3 * 512, 512);
+	st = stats_of(f);
+	CHECK(st.arenas_current == 3 && st.pages == 3 * 64);
+	free_many(f, offs, 3 * 512);
+	st = stats_of(f);
+	/* One empty arena is kept, the others go back, unmapped first. */
+	CHECK(st.arenas_current == 1 && st.arenas_reclaimed == 2);
+	CHECK(st.pages == 64 && st.pools_empty == 64);
+	CHECK(f->unmaps == 2 && f->unmapped_pages == 128);
+	CHECK(f->pages_live == 64);
+	CHECK(st.arenas_highwater == 3 && st.arenas_allocated == 3);
+	/* The kept arena serves again without a new one. */
+	alloc_many(f, offs, 512, 512);
+	st = stats_of(f);
+	CHECK(st.arenas_current == 1 && st.arenas_allocated == 3 &&
+	      st.pages == 64);
+	fake_destroy(f);
+}
+
+static void test_most_used_arena_first(void)
+{
+	struct fake *f = fake_new(1024);
+	static u64 offs[2 * 512];
+	u64 extra;
+	u32 idx, i;
+
+	alloc_many(f, offs, 2 * 512, 512);
+	/* Empty 40 pools of arena 0 and 10 pools of arena 1. */
+	for (i = 0; i < 512; i++) {
+		u64 slot = offs[i] >> 18, pool = (offs[i] >> 12) & 63;
+
+		if ((slot == 0 && pool < 40) || (slot == 1 && pool < 10))
+			CHECK(!pya_free_blocks(&f->a, &offs[i], 1, &idx));
+	}
+	for (i = 512; i < 1024; i++) {
+		u64 slot = offs[i] >> 18, pool = (offs[i] >> 12) & 63;
+
+		if ((slot == 0 && pool < 40) || (slot == 1 && pool < 10))
+			CHECK(!pya_free_blocks(&f->a, &offs[i], 1, &idx));
+	}
+	/* A new pool comes from the fuller arena (1). */
+	CHECK(!pya_alloc_blocks(&f->a, 16, 1, &extra));
+	CHECK(extra >> 18 == 1);
+	fake_destroy(f);
+}
+
+/* Fail the n-th backend allocation for every n until the call succeeds. */
+static void test_failure_sweep(void)
+{
+	u32 sizes[] = { 8, 48, 512 };
+	unsigned int s;
+
+	for (s = 0; s < 3; s++) {
+		struct fake *f = fake_new(1024);
+		static u64 pre[600], offs[PYALLOC_MAX_BATCH];
+		struct pyalloc_stats before, after;
+		long n;
+		int err;
+		u32 idx;
+
+		/* Start from a heap with a kept empty arena and some use. */
+		alloc_many(f, pre, 600, 512);
+		free_many(f, pre + 100, 500);
+		before = stats_of(f);
+		for (n = 1; ; n++) {
+			f->fail_countdown = n;
+			err = pya_alloc_blocks(&f->a, sizes[s],
+					       PYALLOC_MAX_BATCH, offs);
+			if (!err)
+				break;
+			CHECK(err == -ENOMEM);
+			after = stats_of(f);
+			CHECK(!memcmp(&before, &after, sizeof(before)));
+			if (n > 10000)
+				break;
+		}
+		CHECK(!err);
+		/* 512 blocks of 512 bytes need more pools than are empty. */
+		if (sizes[s] == 512)
+			CHECK(n > 2);
+		f->fail_countdown = 0;
+		/* And the exact undo of a successful call. */
+		pya_alloc_undo(&f->a, offs, PYALLOC_MAX_BATCH);
+		after = stats_of(f);
+		CHECK(!memcmp(&before, &after, sizeof(before)));
+		CHECK(!pya_alloc_blocks(&f->a, sizes[s], 5, offs));
+		CHECK(!pya_free_blocks(&f->a, offs, 5, &idx));
+		fake_destroy(f);
+	}
+}
+
+static void test_memory_limit(void)
+{
+	struct fake *f = fake_new(3);
+	struct pyalloc_stats before, after;
+	u64 offs[32], one;
+	u32 idx;
+
+	CHECK(!pya_alloc_blocks(&f->a, 512, 24, offs));	/* 3 pages */
+	before = stats_of(f);
+	CHECK(pya_alloc_blocks(&f->a, 512, 1, &one) == -ENOMEM);
+	CHECK(pya_alloc_blocks(&f->a, 16, 1, &one) == -ENOMEM);
+	after = stats_of(f);
+	CHECK(!memcmp(&before, &after, sizeof(before)));
+	/* An emptied pool may serve another class at the limit. */
+	CHECK(!pya_free_blocks(&f->a, offs, 8, &idx));
+	CHECK(!pya_alloc_blocks(&f->a, 16, 1, &one));
+	CHECK(stats_of(f).pages == 3);
+	fake_destroy(f);
+}
+
+static void test_granularity(void)
+{
+	struct fake *f = fake_new(1024);
+	u64 off;
+
+	CHECK(pya_allocator_set_granularity(&f->a, 12) == -EINVAL);
+	CHECK(!pya_allocator_set_granularity(&f->a, 16));
+	CHECK(f->a.nclasses == 32);
+	CHECK(!pya_alloc_blocks(&f->a, 17, 1, &off));
+	CHECK(off % 32 == 0);
+	CHECK(stats_of(f).classes[1].block_size == 32);
+	CHECK(pya_allocator_set_granularity(&f->a, 8) == -EBUSY);
+	fake_destroy(f);
+}
+
+/* Random batches against a shadow set of live offsets. */
+static void test_random_model(void)
+{
+	enum { LIVE_MAX = 20000 };
+	struct fake *f = fake_new(1024);
+	static u64 live[LIVE_MAX];
+	static u32 live_size[LIVE_MAX];
+	u64 offs[64];
+	u32 nlive = 0, round, i, idx;
+	unsigned int seed = 12345;
+
+	for (round = 0; round < 3000; round++) {
+		u32 k = rand_r(&seed) % 64 + 1;
+
+		if (nlive + k < LIVE_MAX && rand_r(&seed) % 2) {
+			u32 size = rand_r(&seed) % 512 + 1;
+
+			CHECK(!pya_alloc_blocks(&f->a, size, k, offs));
+			for (i = 0; i < k; i++) {
+				live[nlive] = offs[i];
+				live_size[nlive++] = size;
+			}
+		} else if (nlive >= k) {
+			for (i = 0; i < k; i++) {
+				u32 j = rand_r(&seed) % nlive;
+
+				offs[i] = live[j];
+				live[j] = live[--nlive];
+				live_size[j] = live_size[nlive];
+			}
+			CHECK(!pya_free_blocks(&f->a, offs, k, &idx));
+		}
+		if (round % 500 == 0) {
+			struct pyalloc_stats st = stats_of(f);
+			u64 bytes = 0;
+
+			for (i = 0; i < nlive; i++)
+				bytes += pya_class_size(pya_class_of(live_size[i], 3), 3);
+			CHECK(st.bytes_in_use == bytes);
+			CHECK(st.pages == f->pages_live);
+		}
+	}
+	while (nlive) {
+		offs[0] = live[--nlive];
+		CHECK(!pya_free_blocks(&f->a, offs, 1, &idx));
+	}
+	CHECK(stats_of(f).arenas_current <= 1);
+	CHECK(stats_of(f).bytes_in_use == 0);
+	fake_destroy(f);
+}
+
+int main(void)
+{
+	printf("TAP version 13\n1..10\n");
+	run("size_classes", test_size_classes);
+	run("alloc_layout", test_alloc_layout);
+	run("free_rejects", test_free_rejects);
+	run("free_then_reuse", test_free_then_reuse);
+	run("arena_release", test_arena_release);
+	run("most_used_arena_first", test_most_used_arena_first);
+	run("failure_sweep", test_failure_sweep);
+	run("memory_limit", test_memory_limit);
+	run("granularity", test_granularity);
+	run("random_model", test_random_model);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
