@@ -160,7 +160,7 @@ echo "PYALLOC-GUEST: kernel \$(uname -r)"
 if ! insmod /pyalloc/pyalloc.ko $modparams; then
 	echo "PYALLOC-GUEST: insmod failed"
 	echo "PYALLOC-EXIT: 97"
-	poweroff -f
+	reboot -f
 fi
 sh /pyalloc/.cmd
 rc=\$?
@@ -180,7 +180,7 @@ if [ -n "\$(ls /out)" ]; then
 	echo "PYALLOC-OUT-END"
 fi
 echo "PYALLOC-EXIT: \$rc"
-poweroff -f
+reboot -f
 EOF
 chmod +x "$root/init"
 
