@@ -5,6 +5,7 @@
 #   make            module (against KDIR), libpyalloc, selftests, demo
 #   make run        set everything up, boot the VM and run the demo
 #   make check      host unit tests + static checks + VM selftests
+#   make check-debug  the debug-kernel lane (see debug/)
 #   make bench      the benchmark in the VM (see bench/)
 #   make install    libpyalloc (PREFIX, DESTDIR)
 #
@@ -27,7 +28,7 @@ HOST_KDIR := /lib/modules/$(shell uname -r)/build
 KDIR ?= $(if $(wildcard $(HOST_KDIR)/Makefile),$(HOST_KDIR),$(VM_KDIR))
 
 .PHONY: all deps module vm-module lib selftests host-test static-check \
-	check run bench install clean help
+	check check-debug run bench install clean help
 
 all: module lib selftests
 
@@ -88,6 +89,14 @@ run: deps
 CHECK_SERIES ?= 6.12 6.1
 check:
 	scripts/check.sh $(CHECK_SERIES)
+
+# The debug lane: KASAN, lockdep, kmemleak, fault injection, the fuzzer.
+check-debug:
+	debug/check-debug.sh
+
+# Benchmarks against glibc, jemalloc, mimalloc and tcmalloc in one VM run.
+bench:
+	bench/run.sh
 
 install:
 	$(MAKE) -C userspace install
