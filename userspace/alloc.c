@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The public malloc-shaped API.  Every call splits on size: at most
+ * PYA_SMALL_MAX bytes go to a heap's magazines (magazine.c), more to the OS
+ * (large.c).  Calls that take a pointer split on address: inside a heap's
+ * window it is a small block, else it must be a registered large block,
+ * else the program handed us a pointer we never gave out and we abort.
+ *
+ * In the pya_heap_* variants a NULL heap means the default heap.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static struct pya_heap *heap_or_default(struct pya_heap *h)
+{
+	return h ? h : pyai_default_heap();
+}
+
+void *pya_heap_malloc(pya_heap_t *h, size_t n)
+{
+	if (n > PYA_SMALL_MAX)
+		return pyai_large_alloc(n, 0);
+	h = heap_or_default(h);
+	if (unlikely(!h))
+		return NULL;
+	return pyai_small_alloc(h, pyai_class_of(h, n));
+}
+
+void *pya_malloc(size_t n)
+{
+	return pya_heap_malloc(NULL, n);
+}
+
+void *pya_heap_calloc(pya_heap_t *h, size_t nmemb, size_t size)
+{
+	size_t n;
+	void *p;
+
+	if (__builtin_mul_overflow(nmemb, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (n > PYA_SMALL_MAX)
+		return pyai_large_alloc(n, 0);	/* fresh pages: already zero */
+	h = heap_or_default(h);
+	if (unlikely(!h))
+		return NULL;
+	p = pyai_small_alloc(h, pyai_class_of(h, n));
+	/* The kernel zeroes fresh pages only; a reused block keeps whatever
+	 * was last written to it. */
+	if (p)
+		memset(p, 0, pyai_class_size(h, pyai_class_of(h, n)));
+	return p;
+}
+
+void *pya_calloc(size_t nmemb, size_t size)
+{
+	return pya_heap_calloc(NULL, nmemb, size);
+}
+
+/* Free @p, known to lie in @h's window. */
+static void small_free_checked(struct pya_heap *h, void *p, const char *fn)
+{
+	int c = pyai_block_class(h, p);
+
+	if (unlikely(c < 0))
+		pyai_invalid_pointer(fn, p);
+	pyai_small_free(h, p, c);
+}
+
+void pya_free(void *p)
+{
+	struct pya_heap *h;
+
+	if (!p)
+		return;
+	h = pyai_heap_of(p);
+	if (likely(h))
+		small_free_checked(h, p, "pya_free");
+	else if (!pyai_large_free(p))
+		pyai_invalid_pointer("pya_free", p);
+}
+
+void pya_heap_free(pya_heap_t *h, void *p)
+{
+	if (!p)
+		return;
+	h = h ? h : __atomic_load_n(&pyai_default, __ATOMIC_ACQUIRE);
+	if (h && pyai_in_window(h, p))
+		small_free_checked(h, p, "pya_heap_free");
+	else if (pyai_heap_of(p) || !pyai_large_free(p))
+		/* Another heap's block, or nobody's. */
+		pyai_invalid_pointer("pya_heap_free", p);
+}
+
+size_t pya_usable_size(void *p)
+{
+	struct pya_heap *h;
+	size_t len;
+	int c;
+
+	if (!p)
+		return 0;
+	h = pyai_heap_of(p);
+	if (h) {
+		c = pyai_block_class(h, p);
+		if (c < 0)
+			pyai_invalid_pointer("pya_usable_size", p);
+		return pyai_class_size(h, c);
+	}
+	len = pyai_large_size(p);
+	if (!len)
+		pyai_invalid_pointer("pya_usable_size", p);
+	return len;
+}
+
+static void *realloc_small(struct pya_heap *owner, void *p, size_t n,
+			   const char *fn)
+{
+	int c = pyai_block_class(owner, p);
+	size_t old;
+	void *q;
+
+	if (c < 0)
+		pyai_invalid_pointer(fn, p);
+	old = pyai_class_size(owner, c);
+	if (n <= PYA_SMALL_MAX) {
+		unsigned int nc = pyai_class_of(owner, n);
+
+		if (nc == (unsigned int)c)
+			return p;
+		q = pyai_small_alloc(owner, nc);
+	} else {
+		q = pyai_large_alloc(n, 0);
+	}
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	pyai_small_free(owner, p, c);
+	return q;
+}
+
+static void *do_realloc(struct pya_heap *h, void *p, size_t n, const char *fn)
+{
+	struct pya_heap *owner;
+	void *q;
+
+	if (!p)
+		return pya_heap_malloc(h, n);
+	if (n == 0)
+		n = 1;		/* like pya_malloc(0): a minimal block */
+	owner = pyai_heap_of(p);
+	if (owner) {
+		if (h && owner != h)
+			pyai_invalid_pointer(fn, p);
+		return realloc_small(owner, p, n, fn);
+	}
+	if (!pyai_large_size(p))
+		pyai_invalid_pointer(fn, p);
+	if (n > PYA_SMALL_MAX)
+		return pyai_large_realloc(p, n, fn);
+	/* A large block shrinking to a small one moves into the heap. */
+	q = pya_heap_malloc(h, n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, n);
+	pyai_large_free(p);
+	return q;
+}
+
+void *pya_heap_realloc(pya_heap_t *h, void *p, size_t n)
+{
+	return do_realloc(h, p, n, "pya_heap_realloc");
+}
+
+void *pya_realloc(void *p, size_t n)
+{
+	return do_realloc(NULL, p, n, "pya_realloc");
+}
+
+/*
+ * Blocks are aligned to the largest power of two dividing their size (the
+ * kernel puts block k of a pool at k * size from a page boundary), so a
+ * small request is rounded up to a multiple of @align and served from that
+ * class.  Beyond 512 bytes the block is a page-aligned mapping, over-mapped
+ * and trimmed for alignments above a page.
+ */
+void *pya_heap_aligned_alloc(pya_heap_t *h, size_t align, size_t n)
+{
+	size_t size;
+
+	if (align == 0 || (align & (align - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (n == 0)
+		n = 1;
+	if (n > SIZE_MAX - align) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size = (n + align - 1) & ~(align - 1);
+	if (size > PYA_SMALL_MAX)
+		return pyai_large_alloc(n, align);
+	return pya_heap_malloc(h, size);
+}
+
+void *pya_aligned_alloc(size_t align, size_t n)
+{
+	return pya_heap_aligned_alloc(NULL, align, n);
+}
+
+int pya_heap_flush(pya_heap_t *h)
+{
+	if (!h)
+		h = __atomic_load_n(&pyai_default, __ATOMIC_ACQUIRE);
+	if (!h)
+		return 0;	/* never opened: nothing cached */
+	return pyai_flush_thread(h);
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libpyalloc internals, shared by the library's source files.
+ *
+ * Map of the library (one file per concern):
+ *   dev.c       the only code that makes syscalls on /dev/pyalloc
+ *   heap.c      heap open/close, the default heap, the table of open heaps
+ *               and finding which heap a pointer belongs to
+ *   magazine.c  per-thread, per-class magazines: fast paths, refill, drain,
+ *               thread exit and fork()
+ *   large.c     requests above 512 bytes: mmap, and a registry of them
+ *   alloc.c     the public malloc-shaped API, dispatching small/large
+ *   stats.c     statistics and the sys._debugmallocstats()-style table
+ *   fatal.c     the "invalid pointer" abort
+ *
+ * Internal symbols are prefixed pyai_ and have hidden visibility; the
+ * shared library exports only pya_* (libpyalloc.map), and the static
+ * archive is one relocatable object with its hidden symbols localized.
+ */
+#ifndef PYALLOC_INTERNAL_H
+#define PYALLOC_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/pyalloc.h>
+
+#include "pyalloc.h"
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+#define PYAI_PAGE_SHIFT	12
+#define PYAI_PAGE_SIZE	(1UL << PYAI_PAGE_SHIFT)
+
+/*
+ * Magazine geometry.  A thread's magazine for class c holds at most
+ * 2 * B(c) blocks; an empty magazine is refilled with B(c) blocks by one
+ * PYALLOC_IOC_ALLOC, a full one gives back its B(c) oldest blocks with one
+ * PYALLOC_IOC_FREE.  After either, the magazine sits half full, so a
+ * workload whose live count per class does a random walk needs about B(c)^2
+ * operations before the next ioctl: B >= 16 already meets the goal of one
+ * ioctl per 256 operations; we use
+ *
+ *	B(c) = clamp(PYAI_MAG_BYTES / size(c), PYAI_MAG_BATCH_MIN, PYAI_MAG_BATCH_MAX)
+ *
+ * i.e. 64 blocks up to 256-byte classes, then down to 32 blocks of 512
+ * bytes, so no class hoards more than 2 * 16 KiB per thread and heap.
+ */
+#define PYAI_MAG_BATCH_MAX	64
+#define PYAI_MAG_BATCH_MIN	32
+#define PYAI_MAG_BYTES		16384
+
+/* Counters of one thread's use of one heap (or of a heap's direct path). */
+struct pyai_counters {
+	uint64_t mag_hits;	/* allocations served by a magazine */
+	uint64_t mag_misses;	/* allocations that refilled one */
+	uint64_t free_hits;	/* frees absorbed by a magazine */
+	uint64_t free_drains;	/* frees that drained a full one */
+	uint64_t direct_allocs;	/* one-block ioctls: debug mode, ... */
+	uint64_t direct_frees;
+	uint64_t ioctl_alloc;
+	uint64_t ioctl_free;
+	uint64_t ioctl_other;
+	uint64_t forks_dropped;
+};
+
+/*
+ * Counters are written by one thread (their owner) and read by stats from
+ * any thread: relaxed atomics keep that race defined and compile to plain
+ * loads and stores; the increment is not an atomic RMW, which it need not be.
+ */
+#define PYAI_LOAD(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define PYAI_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define PYAI_BUMP(x, n)	PYAI_STORE(x, PYAI_LOAD(x) + (n))
+/* For counters shared by threads (the heap's direct path). */
+#define PYAI_ADD(x, n)	__atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
+
+struct pyai_mag {
+	uint32_t count;		/* blocks held, written by the owner only */
+	uint32_t cap;		/* 2 * batch; 0 until slots is allocated */
+	void **slots;		/* slots[0] oldest, slots[count - 1] newest */
+};
+
+struct pyai_thread;
+
+/* One thread's magazines for one heap. */
+struct pyai_tcache {
+	struct pya_heap *heap;		/* NULL once the heap is closed */
+	struct pyai_thread *owner;
+	struct pyai_tcache *next;	/* on heap->caches, under pyai_lock */
+	struct pyai_tcache **pprev;
+	struct pyai_counters ctr;
+	struct pyai_mag mag[PYA_MAX_CLASSES];
+};
+
+/* Per-thread state, reached through one initial-exec TLS pointer. */
+struct pyai_thread {
+	struct pyai_tcache *cache[PYA_MAX_HEAPS];	/* by heap slot */
+	struct pyai_thread *next;	/* on pyai_threads, under pyai_lock */
+	struct pyai_thread **pprev;
+};
+
+struct pya_heap {
+	char *base;			/* the mapped window */
+	uint64_t window_size;
+	/*
+	 * Class of every pool page, indexed by offset >> 12: class + 1, or 0
+	 * if the library never handed out a block from that page.  The kernel
+	 * keeps pool metadata out of reach, so this is how pya_free() and
+	 * pya_usable_size() learn a block's size.  A page holds one class as
+	 * long as it has a live block (and a block in a magazine is live to
+	 * the kernel), so the entry is written when a block is handed to the
+	 * library and is right for every block the program may still own.
+	 * One byte per page of window, MAP_SHARED|MAP_NORESERVE so it costs
+	 * memory only where touched and stays coherent with a fork()ed child,
+	 * which shares the heap.
+	 */
+	uint8_t *page_class;
+	unsigned int shift;		/* log2(granularity) */
+	unsigned int nclasses;
+	unsigned int flags;		/* PYA_HEAP_* */
+	int fd;
+	int slot;			/* index in the heap table */
+	bool is_default;
+	uint32_t batch[PYA_MAX_CLASSES];	/* B(c) */
+	uint32_t limit[PYA_MAX_CLASSES];	/* blocks per page * size */
+	uint64_t divmagic[PYA_MAX_CLASSES];	/* divisibility test, see heap.c */
+	struct pyalloc_info info;
+	struct pyai_tcache *caches;	/* live thread caches, under pyai_lock */
+	struct pyai_counters retired;	/* exited threads, direct path (atomic) */
+};
+
+/* pyai_lock guards heap->caches, the thread list and the heap table. */
+extern pthread_mutex_t pyai_lock;
+extern struct pyai_thread *pyai_threads;
+extern struct pya_heap *pyai_default;		/* set once, atomically */
+extern bool pyai_env_debug;
+
+/* dev.c: the device, replaced by a fake in the host unit tests. */
+int pyai_dev_open(void);
+int pyai_dev_ioctl(int fd, unsigned long request, void *arg);
+void *pyai_dev_map(int fd, size_t len);
+void pyai_dev_unmap(void *addr, size_t len);
+void pyai_dev_close(int fd);
+
+/* heap.c */
+void pyai_global_init(void);
+struct pya_heap *pyai_default_heap(void);
+struct pya_heap *pyai_heap_of(const void *p);
+void pyai_heap_foreach(void (*fn)(struct pya_heap *h, void *arg), void *arg);
+int pyai_heap_ioctl(struct pya_heap *h, struct pyai_counters *ctr,
+		    unsigned long request, void *arg);
+
+static inline unsigned int pyai_class_of(const struct pya_heap *h, size_t n)
+{
+	return (unsigned int)((n ? n - 1 : 0) >> h->shift);
+}
+
+static inline uint32_t pyai_class_size(const struct pya_heap *h,
+				       unsigned int c)
+{
+	return (uint32_t)(c + 1) << h->shift;
+}
+
+static inline bool pyai_in_window(const struct pya_heap *h, const void *p)
+{
+	return (uintptr_t)p - (uintptr_t)h->base < h->window_size;
+}
+
+/*
+ * Class of the block at @p in @h's window, or -1 when @p is not the start
+ * of a block the library handed out.  Lemire's divisibility test
+ * (n * M <= M - 1 with M = 2^64 / d + 1) avoids a division on the fast path.
+ */
+static inline int pyai_block_class(const struct pya_heap *h, const void *p)
+{
+	uint64_t off = (uintptr_t)p - (uintptr_t)h->base;
+	int c = __atomic_load_n(&h->page_class[off >> PYAI_PAGE_SHIFT],
+				__ATOMIC_RELAXED) - 1;
+	uint32_t in_page = off & (PYAI_PAGE_SIZE - 1);
+
+	if (unlikely(c < 0))
+		return -1;
+	if (unlikely(in_page >= h->limit[c] ||
+		     (uint64_t)in_page * h->divmagic[c] > h->divmagic[c] - 1))
+		return -1;
+	return c;
+}
+
+/* Record that the block at window offset @off belongs to class @c. */
+static inline void pyai_note_class(struct pya_heap *h, uint64_t off,
+				   unsigned int c)
+{
+	uint8_t *e = &h->page_class[off >> PYAI_PAGE_SHIFT];
+
+	/* Compare first: most blocks share a page, keep the line clean. */
+	if (__atomic_load_n(e, __ATOMIC_RELAXED) != c + 1)
+		__atomic_store_n(e, (uint8_t)(c + 1), __ATOMIC_RELAXED);
+}
+
+/* magazine.c */
+void *pyai_small_alloc(struct pya_heap *h, unsigned int c);
+void pyai_small_free(struct pya_heap *h, void *p, unsigned int c);
+int pyai_flush_thread(struct pya_heap *h);
+void pyai_heap_detach_caches(struct pya_heap *h);	/* under pyai_lock */
+void pyai_magazine_init(void);
+void pyai_fork_prepare(void);
+void pyai_fork_parent(void);
+void pyai_fork_child(void);
+void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
+		       uint64_t cached[PYA_MAX_CLASSES]);
+
+/* large.c */
+void *pyai_large_alloc(size_t n, size_t align);
+void *pyai_large_realloc(void *p, size_t n, const char *fn);
+bool pyai_large_free(void *p);
+size_t pyai_large_size(const void *p);
+void pyai_large_fork_prepare(void);
+void pyai_large_fork_parent(void);
+void pyai_large_fork_child(void);
+void pyai_large_stats(struct pya_stats *st);
+
+/* fatal.c */
+__attribute__((noreturn, cold))
+void pyai_invalid_pointer(const char *fn, const void *p);
+__attribute__((noreturn, cold, format(printf, 1, 2)))
+void pyai_fatal(const char *fmt, ...);
+
+#endif /* PYALLOC_INTERNAL_H */

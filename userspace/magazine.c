@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Per-thread, per-class magazines (Bonwick & Adams, "Magazines and Vmem",
+ * USENIX 2001), in front of the kernel instead of a slab layer.
+ *
+ * Each thread has, for each heap it uses, one magazine per size class: a
+ * stack of free blocks.  pya_malloc() pops, pya_free() pushes; neither takes
+ * a lock or makes a syscall while the magazine is neither empty nor full.
+ * An empty magazine is refilled with B(c) blocks by one PYALLOC_IOC_ALLOC; a
+ * full one (2 * B(c) blocks) returns its B(c) oldest blocks with one
+ * PYALLOC_IOC_FREE (the newest stay: they are the ones still in the CPU
+ * cache).  B(c) is in internal.h.
+ *
+ * Blocks of one class in one heap are interchangeable, so a block freed by
+ * a thread other than the one that allocated it simply joins the freeing
+ * thread's magazine.  A thread's magazines go back to the kernel when the
+ * thread exits (pthread key destructor), when the heap is closed, or on
+ * pya_heap_flush().
+ *
+ * Locking: the fast paths touch only the calling thread's own structures.
+ * pyai_lock guards the lists that let other threads find a thread's
+ * magazines (heap close, stats, thread exit, fork); a magazine's count is
+ * written with relaxed atomics so that stats may read it racily.
+ *
+ * fork(): the child shares the heap with the parent, and the blocks in the
+ * magazines it inherited are still owned by the parent's magazines.  The
+ * child therefore drops (forgets, never frees) every inherited magazine
+ * content, and every other thread's cache, in a pthread_atfork() handler.
+ * Those blocks stay allocated for the child's lifetime (they are the
+ * parent's); nothing is ever returned to the kernel twice.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+
+static __thread struct pyai_thread *pyai_self TLS_IE;
+/* Set once the thread's destructor ran: later calls go straight to the
+ * kernel so nothing is cached that would never be flushed. */
+static __thread bool pyai_exiting TLS_IE;
+static pthread_key_t pyai_key;
+struct pyai_thread *pyai_threads;
+
+static void thread_exit(void *arg);
+
+void pyai_magazine_init(void)
+{
+	if (pthread_key_create(&pyai_key, thread_exit))
+		pyai_fatal("pyalloc: cannot create a thread key");
+}
+
+static inline struct pyai_tcache *tcache_of(const struct pya_heap *h)
+{
+	struct pyai_thread *t = pyai_self;
+	struct pyai_tcache *tc;
+
+	if (unlikely(!t))
+		return NULL;
+	tc = t->cache[h->slot];
+	if (unlikely(!tc || PYAI_LOAD(tc->heap) != h))
+		return NULL;
+	return tc;
+}
+
+/* --- talking to the kernel ------------------------------------------- */
+
+static struct pyai_counters *ctr_of(struct pya_heap *h, struct pyai_tcache *tc)
+{
+	return tc ? &tc->ctr : &h->retired;
+}
+
+/* Counters of a cache belong to its thread; the heap's are shared. */
+static void count(struct pya_heap *h, struct pyai_tcache *tc, uint64_t *field)
+{
+	if (tc)
+		PYAI_BUMP(*field, 1);
+	else
+		PYAI_ADD(*field, 1);
+	(void)h;
+}
+
+#define COUNT(h, tc, name) count(h, tc, &ctr_of(h, tc)->name)
+
+/*
+ * Allocate up to @want blocks of class @c into @out (lowest address last,
+ * so the magazine pops in address order).  All or nothing per ioctl; at the
+ * memory limit the batch is halved down to one block before giving up.
+ */
+static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
+			unsigned int c, uint32_t want, void **out)
+{
+	uint64_t offs[PYAI_MAG_BATCH_MAX];
+	struct pyalloc_alloc a = {
+		.size = pyai_class_size(h, c),
+		.offsets = (uintptr_t)offs,
+	};
+	uint32_t i;
+
+	for (a.count = want;; a.count /= 2) {
+		COUNT(h, tc, ioctl_alloc);
+		if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_ALLOC, &a) == 0)
+			break;
+		if (errno != ENOMEM || a.count == 1)
+			return -1;
+	}
+	if (a.block_size != pyai_class_size(h, c))
+		pyai_fatal("pyalloc: kernel gave %u-byte blocks for class %u",
+			   a.block_size, c);
+	for (i = 0; i < a.count; i++) {
+		uint64_t off = offs[a.count - 1 - i];
+
+		if (off >= h->window_size)
+			pyai_fatal("pyalloc: kernel offset %#llx outside the window",
+				   (unsigned long long)off);
+		pyai_note_class(h, off, c);
+		out[i] = h->base + off;
+	}
+	return (int)a.count;
+}
+
+/* Free @n blocks; a rejection means the program corrupted the heap. */
+static void kernel_free(struct pya_heap *h, struct pyai_tcache *tc,
+			void *const *blocks, uint32_t n, const char *fn)
+{
+	uint64_t offs[PYALLOC_MAX_BATCH];
+	struct pyalloc_free f = { .count = n, .offsets = (uintptr_t)offs };
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		offs[i] = (uintptr_t)blocks[i] - (uintptr_t)h->base;
+	COUNT(h, tc, ioctl_free);
+	if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_FREE, &f) == 0)
+		return;
+	if (errno == EINVAL && f.error_index < n) {
+		if (fn)
+			pyai_fatal("%s(): double free or invalid pointer %p",
+				   fn, blocks[f.error_index]);
+		pyai_fatal("pyalloc: double free or invalid pointer %p found "
+			   "while returning cached blocks to the kernel "
+			   "(run with PYALLOC_DEBUG=1 to catch it at the call site)",
+			   blocks[f.error_index]);
+	}
+	pyai_fatal("pyalloc: PYALLOC_IOC_FREE failed: %s", strerror(errno));
+}
+
+/* --- magazines -------------------------------------------------------- */
+
+static int mag_init(struct pya_heap *h, struct pyai_mag *m, unsigned int c)
+{
+	m->slots = malloc(2 * h->batch[c] * sizeof(void *));
+	if (!m->slots)
+		return -1;
+	m->cap = 2 * h->batch[c];
+	return 0;
+}
+
+/* Return the @n oldest blocks of @m to the kernel. */
+static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
+		      struct pyai_mag *m, uint32_t n)
+{
+	uint32_t count = m->count;
+
+	if (n > count)
+		n = count;
+	if (!n)
+		return;
+	kernel_free(h, tc, m->slots, n, NULL);
+	memmove(m->slots, m->slots + n, (count - n) * sizeof(void *));
+	PYAI_STORE(m->count, count - n);
+}
+
+static unsigned int tcache_drain_all(struct pyai_tcache *tc)
+{
+	struct pya_heap *h = tc->heap;
+	unsigned int c, n = 0;
+
+	for (c = 0; c < h->nclasses; c++) {
+		n += tc->mag[c].count;
+		mag_drain(h, tc, &tc->mag[c], tc->mag[c].count);
+	}
+	return n;
+}
+
+static void tcache_free(struct pyai_tcache *tc)
+{
+	unsigned int c;
+
+	for (c = 0; c < PYA_MAX_CLASSES; c++)
+		free(tc->mag[c].slots);
+	free(tc);
+}
+
+static void tcache_unlink(struct pyai_tcache *tc)
+{
+	*tc->pprev = tc->next;
+	if (tc->next)
+		tc->next->pprev = tc->pprev;
+	tc->next = NULL;
+	tc->pprev = NULL;
+}
+
+/* Fold a departing thread's counters into its heap's. */
+static void tcache_retire(struct pyai_tcache *tc)
+{
+	struct pyai_counters *r = &tc->heap->retired;
+	const uint64_t *src = (const uint64_t *)&tc->ctr;
+	uint64_t *dst = (uint64_t *)r;
+	size_t i;
+
+	for (i = 0; i < sizeof(*r) / sizeof(uint64_t); i++)
+		PYAI_ADD(dst[i], PYAI_LOAD(src[i]));
+}
+
+/* The calling thread's cache for @h, created on first use; NULL when the
+ * thread is exiting or memory is short (callers then go direct). */
+static struct pyai_tcache *tcache_get(struct pya_heap *h)
+{
+	struct pyai_thread *t = pyai_self;
+	struct pyai_tcache *tc;
+
+	if (pyai_exiting)
+		return NULL;
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return NULL;
+		pthread_mutex_lock(&pyai_lock);
+		t->next = pyai_threads;
+		t->pprev = &pyai_threads;
+		if (pyai_threads)
+			pyai_threads->pprev = &t->next;
+		pyai_threads = t;
+		pthread_mutex_unlock(&pyai_lock);
+		pyai_self = t;
+		/* Any non-NULL value makes the destructor run at exit. */
+		pthread_setspecific(pyai_key, t);
+	}
+	tc = t->cache[h->slot];
+	if (tc && PYAI_LOAD(tc->heap) == h)
+		return tc;
+	if (tc) {
+		/* Left over from a closed heap that had this slot; heap close
+		 * already returned its blocks and unlinked it. */
+		tcache_free(tc);
+		t->cache[h->slot] = NULL;
+	}
+	tc = calloc(1, sizeof(*tc));
+	if (!tc)
+		return NULL;
+	tc->heap = h;
+	tc->owner = t;
+	pthread_mutex_lock(&pyai_lock);
+	tc->next = h->caches;
+	tc->pprev = &h->caches;
+	if (h->caches)
+		h->caches->pprev = &tc->next;
+	h->caches = tc;
+	pthread_mutex_unlock(&pyai_lock);
+	t->cache[h->slot] = tc;
+	return tc;
+}
+
+/* --- allocation ------------------------------------------------------- */
+
+static void *direct_alloc(struct pya_heap *h, unsigned int c)
+{
+	void *p;
+
+	if (kernel_alloc(h, NULL, c, 1, &p) < 0)
+		return NULL;
+	PYAI_ADD(h->retired.direct_allocs, 1);
+	return p;
+}
+
+static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
+						  unsigned int c)
+{
+	struct pyai_tcache *tc;
+	struct pyai_mag *m;
+	int n;
+
+	if (h->flags & PYA_HEAP_DEBUG)
+		return direct_alloc(h, c);
+	tc = tcache_get(h);
+	if (!tc)
+		return direct_alloc(h, c);
+	m = &tc->mag[c];
+	if (m->count) {		/* a fresh cache that already had blocks */
+		PYAI_BUMP(tc->ctr.mag_hits, 1);
+		PYAI_STORE(m->count, m->count - 1);
+		return m->slots[m->count];
+	}
+	if (!m->slots && mag_init(h, m, c) < 0)
+		return direct_alloc(h, c);
+	n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+	if (n < 0 && errno == ENOMEM && tcache_drain_all(tc))
+		/* Blocks this thread hoards in other classes may be holding
+		 * the pages the kernel needs: give them back, try again. */
+		n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+	if (n < 0)
+		return NULL;
+	PYAI_BUMP(tc->ctr.mag_misses, 1);
+	PYAI_STORE(m->count, (uint32_t)n - 1);
+	return m->slots[n - 1];
+}
+
+void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
+{
+	struct pyai_tcache *tc = tcache_of(h);
+
+	if (likely(tc)) {
+		struct pyai_mag *m = &tc->mag[c];
+		uint32_t n = m->count;
+
+		if (likely(n)) {
+			PYAI_BUMP(tc->ctr.mag_hits, 1);
+			PYAI_STORE(m->count, n - 1);
+			return m->slots[n - 1];
+		}
+	}
+	return alloc_slow(h, c);
+}
+
+/* --- free ------------------------------------------------------------- */
+
+static void direct_free(struct pya_heap *h, void *p)
+{
+	kernel_free(h, NULL, &p, 1, "pya_free");
+	PYAI_ADD(h->retired.direct_frees, 1);
+}
+
+static __attribute__((noinline)) void free_slow(struct pya_heap *h, void *p,
+						unsigned int c)
+{
+	struct pyai_tcache *tc;
+	struct pyai_mag *m;
+
+	if (h->flags & PYA_HEAP_DEBUG)
+		return direct_free(h, p);
+	tc = tcache_get(h);
+	if (!tc)
+		return direct_free(h, p);
+	m = &tc->mag[c];
+	if (!m->slots && mag_init(h, m, c) < 0)
+		return direct_free(h, p);
+	if (m->count == m->cap) {
+		mag_drain(h, tc, m, h->batch[c]);
+		PYAI_BUMP(tc->ctr.free_drains, 1);
+	} else {
+		PYAI_BUMP(tc->ctr.free_hits, 1);
+	}
+	m->slots[m->count] = p;
+	PYAI_STORE(m->count, m->count + 1);
+}
+
+void pyai_small_free(struct pya_heap *h, void *p, unsigned int c)
+{
+	struct pyai_tcache *tc = tcache_of(h);
+
+	if (likely(tc)) {
+		struct pyai_mag *m = &tc->mag[c];
+		uint32_t n = m->count;
+
+		if (likely(n < m->cap)) {
+			PYAI_BUMP(tc->ctr.free_hits, 1);
+			m->slots[n] = p;
+			PYAI_STORE(m->count, n + 1);
+			return;
+		}
+	}
+	free_slow(h, p, c);
+}
+
+/* --- flushing: explicit, heap close, thread exit ----------------------- */
+
+int pyai_flush_thread(struct pya_heap *h)
+{
+	struct pyai_tcache *tc = tcache_of(h);
+
+	if (tc) {
+		pthread_mutex_lock(&pyai_lock);
+		tcache_drain_all(tc);
+		pthread_mutex_unlock(&pyai_lock);
+	}
+	return 0;
+}
+
+/* Heap close, pyai_lock held: every thread's blocks go back, and the
+ * caches are orphaned; each owner frees its own when it next looks. */
+void pyai_heap_detach_caches(struct pya_heap *h)
+{
+	while (h->caches) {
+		struct pyai_tcache *tc = h->caches;
+
+		tcache_drain_all(tc);
+		tcache_unlink(tc);
+		PYAI_STORE(tc->heap, NULL);
+	}
+}
+
+static void thread_exit(void *arg)
+{
+	struct pyai_thread *t = arg;
+	unsigned int i;
+
+	pyai_exiting = true;
+	pyai_self = NULL;
+	pthread_mutex_lock(&pyai_lock);
+	for (i = 0; i < PYA_MAX_HEAPS; i++) {
+		struct pyai_tcache *tc = t->cache[i];
+
+		if (!tc)
+			continue;
+		if (tc->heap) {
+			tcache_drain_all(tc);
+			tcache_retire(tc);
+			tcache_unlink(tc);
+		}
+		tcache_free(tc);
+	}
+	*t->pprev = t->next;
+	if (t->next)
+		t->next->pprev = t->pprev;
+	pthread_mutex_unlock(&pyai_lock);
+	free(t);
+}
+
+/* --- fork() ------------------------------------------------------------ */
+
+void pyai_fork_prepare(void)
+{
+	pthread_mutex_lock(&pyai_lock);
+	pyai_large_fork_prepare();
+}
+
+void pyai_fork_parent(void)
+{
+	pyai_large_fork_parent();
+	pthread_mutex_unlock(&pyai_lock);
+}
+
+void pyai_fork_child(void)
+{
+	struct pyai_thread *t, *next;
+	unsigned int i, c;
+
+	for (t = pyai_threads; t; t = next) {
+		next = t->next;
+		for (i = 0; i < PYA_MAX_HEAPS; i++) {
+			struct pyai_tcache *tc = t->cache[i];
+
+			if (!tc)
+				continue;
+			if (!tc->heap) {	/* orphan of a closed heap */
+				if (t != pyai_self) {
+					tcache_free(tc);
+					t->cache[i] = NULL;
+				}
+				continue;
+			}
+			/* The parent's copies of these blocks are still in its
+			 * magazines: forget ours. */
+			for (c = 0; c < PYA_MAX_CLASSES; c++) {
+				tc->ctr.forks_dropped += tc->mag[c].count;
+				tc->mag[c].count = 0;
+			}
+			if (t == pyai_self)
+				continue;
+			/* A thread that does not exist in the child. */
+			tcache_retire(tc);
+			tcache_unlink(tc);
+			tcache_free(tc);
+			t->cache[i] = NULL;
+		}
+		if (t != pyai_self) {
+			*t->pprev = t->next;
+			if (t->next)
+				t->next->pprev = t->pprev;
+			free(t);
+		}
+	}
+	pyai_large_fork_child();
+	pthread_mutex_init(&pyai_lock, NULL);
+}
+
+/* --- statistics ---------------------------------------------------------- */
+
+void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
+		       uint64_t cached[PYA_MAX_CLASSES])
+{
+	const size_t n = sizeof(*sum) / sizeof(uint64_t);
+	uint64_t *dst = (uint64_t *)sum;
+	struct pyai_tcache *tc;
+	unsigned int c;
+	size_t i;
+
+	memset(cached, 0, PYA_MAX_CLASSES * sizeof(uint64_t));
+	pthread_mutex_lock(&pyai_lock);
+	for (i = 0; i < n; i++)
+		dst[i] = PYAI_LOAD(((uint64_t *)&h->retired)[i]);
+	for (tc = h->caches; tc; tc = tc->next) {
+		for (i = 0; i < n; i++)
+			dst[i] += PYAI_LOAD(((uint64_t *)&tc->ctr)[i]);
+		for (c = 0; c < PYA_MAX_CLASSES; c++)
+			cached[c] += PYAI_LOAD(tc->mag[c].count);
+	}
+	pthread_mutex_unlock(&pyai_lock);
+}
