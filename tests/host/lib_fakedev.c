@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Fake /dev/pyalloc; see lib_fakedev.h.  Deliberately simple: a bitmap per
+ * pool page, first fit with a per-class hint.  Speed only has to be good
+ * enough for the stress tests under ASan.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/pyalloc.h>
+
+#include "internal.h"
+#include "lib_fakedev.h"
+
+#define NPAGES		(FAKEDEV_WINDOW / 4096)
+#define PAGES_PER_ARENA	(FAKEDEV_ARENA / 4096)
+#define NARENAS		(NPAGES / PAGES_PER_ARENA)
+#define MAX_FD		1024
+
+struct fheap {
+	pthread_mutex_t lock;		/* process-shared */
+	char *window;
+	unsigned int shift;
+	bool allocated_once;
+	uint64_t mem_limit;
+	uint64_t pages;
+	uint8_t cls[NPAGES];		/* class + 1, 0: free page */
+	uint16_t used[NPAGES];
+	uint64_t bits[NPAGES][8];
+	uint32_t arena_pages[NARENAS];
+	uint32_t hint[PYA_MAX_CLASSES];
+	struct pyalloc_stats st;	/* counters and arena figures */
+};
+
+struct fglobal {
+	pthread_mutex_t lock;
+	int open_error;
+	unsigned long fail_cmd;
+	int fail_err, fail_n;
+	uint64_t calls[8];
+};
+
+static struct fheap *fheaps[MAX_FD];
+static struct fglobal *fg;
+static pthread_once_t fg_once = PTHREAD_ONCE_INIT;
+
+static void *shared_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void shared_lock_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+static void fg_init(void)
+{
+	fg = shared_map(sizeof(*fg));
+	shared_lock_init(&fg->lock);
+}
+
+void fakedev_set_open_error(int err)
+{
+	pthread_once(&fg_once, fg_init);
+	fg->open_error = err;
+}
+
+void fakedev_fail_ioctl(unsigned long cmd, int err, int n)
+{
+	pthread_once(&fg_once, fg_init);
+	pthread_mutex_lock(&fg->lock);
+	fg->fail_cmd = cmd;
+	fg->fail_err = err;
+	fg->fail_n = n;
+	pthread_mutex_unlock(&fg->lock);
+}
+
+uint64_t fakedev_ioctl_count(unsigned long cmd)
+{
+	pthread_once(&fg_once, fg_init);
+	return __atomic_load_n(&fg->calls[_IOC_NR(cmd) & 7], __ATOMIC_RELAXED);
+}
+
+uint64_t fakedev_blocks_in_use(int fd)
+{
+	struct fheap *f = fheaps[fd];
+	uint64_t n = 0;
+	size_t i;
+
+	pthread_mutex_lock(&f->lock);
+	for (i = 0; i < NPAGES; i++)
+		n += f->used[i];
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+int pyai_dev_open(void)
+{
+	struct fheap *f;
+	int fd;
+
+	pthread_once(&fg_once, fg_init);
+	if (fg->open_error) {
+		errno = fg->open_error;
+		return -1;
+	}
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fd >= MAX_FD) {
+		if (fd >= 0)
+			close(fd);
+		errno = EMFILE;
+		return -1;
+	}
+	f = shared_map(sizeof(*f));
+	if (!f) {
+		close(fd);
+		return -1;
+	}
+	shared_lock_init(&f->lock);
+	f->shift = 3;
+	f->mem_limit = FAKEDEV_MEM_LIMIT;
+	fheaps[fd] = f;
+	return fd;
+}
+
+void pyai_dev_close(int fd)
+{
+	munmap(fheaps[fd], sizeof(struct fheap));
+	fheaps[fd] = NULL;
+	close(fd);
+}
+
+void *pyai_dev_map(int fd, size_t len)
+{
+	struct fheap *f = fheaps[fd];
+	void *p;
+
+	if (len != FAKEDEV_WINDOW) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p != MAP_FAILED)
+		f->window = p;
+	return p;
+}
+
+void pyai_dev_unmap(void *addr, size_t len)
+{
+	munmap(addr, len);
+}
+
+static uint32_t bsize(struct fheap *f, unsigned int c)
+{
+	return (uint32_t)(c + 1) << f->shift;
+}
+
+static void page_take(struct fheap *f, size_t pg, unsigned int c)
+{
+	size_t a = pg / PAGES_PER_ARENA;
+
+	f->cls[pg] = c + 1;
+	f->pages++;
+	if (f->arena_pages[a]++ == 0) {
+		f->st.arenas_allocated++;
+		f->st.arenas_current++;
+		if (f->st.arenas_current > f->st.arenas_highwater)
+			f->st.arenas_highwater = f->st.arenas_current;
+	}
+}
+
+static void page_release(struct fheap *f, size_t pg)
+{
+	size_t a = pg / PAGES_PER_ARENA;
+
+	f->cls[pg] = 0;
+	f->pages--;
+	if (--f->arena_pages[a] == 0) {
+		f->st.arenas_current--;
+		f->st.arenas_reclaimed++;
+	}
+}
+
+/* One block of class @c, or -1 at the limit. */
+static int64_t alloc_one(struct fheap *f, unsigned int c)
+{
+	uint32_t size = bsize(f, c), per = 4096 / size, b;
+	size_t pg, start = f->hint[c];
+
+	for (pg = start; pg < start + NPAGES; pg++) {
+		size_t p = pg % NPAGES;
+
+		if (f->cls[p] == c + 1 && f->used[p] < per)
+			goto found;
+	}
+	if ((f->pages + 1) * 4096 > f->mem_limit)
+		return -1;
+	for (pg = 0; pg < NPAGES; pg++)
+		if (!f->cls[pg])
+			break;
+	if (pg == NPAGES)
+		return -1;
+	page_take(f, pg, c);
+found:
+	pg %= NPAGES;
+	f->hint[c] = pg;
+	for (b = 0; b < per; b++)
+		if (!(f->bits[pg][b / 64] & (1ULL << (b % 64))))
+			break;
+	f->bits[pg][b / 64] |= 1ULL << (b % 64);
+	f->used[pg]++;
+	return (int64_t)(pg * 4096 + b * size);
+}
+
+/* Clear the bit of @off; false if @off is not an allocated block. */
+static bool clear_one(struct fheap *f, uint64_t off)
+{
+	size_t pg = off / 4096;
+	uint32_t in = off % 4096, size, b;
+
+	if (off >= FAKEDEV_WINDOW || !f->cls[pg])
+		return false;
+	size = bsize(f, f->cls[pg] - 1);
+	if (in % size || in / size >= 4096 / size)
+		return false;
+	b = in / size;
+	if (!(f->bits[pg][b / 64] & (1ULL << (b % 64))))
+		return false;
+	f->bits[pg][b / 64] &= ~(1ULL << (b % 64));
+	f->used[pg]--;
+	return true;
+}
+
+static void set_one(struct fheap *f, uint64_t off)
+{
+	size_t pg = off / 4096;
+	uint32_t b = (off % 4096) / bsize(f, f->cls[pg] - 1);
+
+	f->bits[pg][b / 64] |= 1ULL << (b % 64);
+	f->used[pg]++;
+}
+
+static int do_alloc(struct fheap *f, struct pyalloc_alloc *a)
+{
+	uint64_t *offs = (uint64_t *)(uintptr_t)a->offsets;
+	unsigned int c;
+	uint32_t i;
+
+	if (a->size < 1 || a->size > PYALLOC_MAX_REQUEST || a->count < 1 ||
+	    a->count > PYALLOC_MAX_BATCH || a->flags)
+		return -EINVAL;
+	c = (a->size - 1) >> f->shift;
+	for (i = 0; i < a->count; i++) {
+		int64_t off = alloc_one(f, c);
+
+		if (off < 0) {
+			while (i--) {	/* all or nothing */
+				clear_one(f, offs[i]);
+				if (!f->used[offs[i] / 4096])
+					page_release(f, offs[i] / 4096);
+			}
+			return -ENOMEM;
+		}
+		offs[i] = (uint64_t)off;
+	}
+	f->allocated_once = true;
+	a->block_size = bsize(f, c);
+	f->st.alloc_calls++;
+	f->st.blocks_allocated += a->count;
+	return 0;
+}
+
+static int do_free(struct fheap *f, struct pyalloc_free *fr)
+{
+	uint64_t *offs = (uint64_t *)(uintptr_t)fr->offsets;
+	uint32_t i;
+
+	fr->error_index = fr->count;
+	if (fr->count < 1 || fr->count > PYALLOC_MAX_BATCH || fr->flags ||
+	    fr->reserved)
+		return -EINVAL;
+	for (i = 0; i < fr->count; i++) {
+		if (!clear_one(f, offs[i])) {
+			fr->error_index = i;
+			while (i--)
+				set_one(f, offs[i]);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < fr->count; i++) {
+		size_t pg = offs[i] / 4096;
+
+		if (!f->cls[pg])	/* released by an earlier entry */
+			continue;
+		memset(f->window + offs[i], FAKEDEV_POISON,
+		       bsize(f, f->cls[pg] - 1));
+		if (!f->used[pg]) {
+			memset(f->bits[pg], 0, sizeof(f->bits[pg]));
+			page_release(f, pg);
+		}
+	}
+	f->st.free_calls++;
+	f->st.blocks_freed += fr->count;
+	return 0;
+}
+
+static void do_stats(struct fheap *f, struct pyalloc_stats *s)
+{
+	unsigned int n = PYALLOC_MAX_REQUEST >> f->shift, c;
+	size_t pg;
+
+	*s = f->st;
+	s->granularity = 1U << f->shift;
+	s->num_classes = n;
+	s->pages = f->pages;
+	s->mem_limit = f->mem_limit;
+	s->bytes_in_use = s->bytes_free = s->bytes_quantization = 0;
+	memset(s->classes, 0, sizeof(s->classes));
+	for (c = 0; c < n; c++)
+		s->classes[c].block_size = bsize(f, c);
+	for (pg = 0; pg < NPAGES; pg++) {
+		uint32_t size, per;
+
+		if (!f->cls[pg])
+			continue;
+		c = f->cls[pg] - 1;
+		size = bsize(f, c);
+		per = 4096 / size;
+		s->classes[c].pools++;
+		s->classes[c].blocks_in_use += f->used[pg];
+		s->classes[c].blocks_free += per - f->used[pg];
+		s->bytes_in_use += (uint64_t)f->used[pg] * size;
+		s->bytes_free += (uint64_t)(per - f->used[pg]) * size;
+		s->bytes_quantization += 4096 - per * size;
+	}
+}
+
+int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	struct fheap *f = fd >= 0 && fd < MAX_FD ? fheaps[fd] : NULL;
+	int ret = 0;
+
+	if (!f) {
+		errno = EBADF;
+		return -1;
+	}
+	pthread_mutex_lock(&fg->lock);
+	__atomic_fetch_add(&fg->calls[_IOC_NR(cmd) & 7], 1, __ATOMIC_RELAXED);
+	if (fg->fail_n && fg->fail_cmd == cmd) {
+		fg->fail_n--;
+		errno = fg->fail_err;
+		pthread_mutex_unlock(&fg->lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&fg->lock);
+
+	pthread_mutex_lock(&f->lock);
+	switch (cmd) {
+	case PYALLOC_IOC_INFO: {
+		struct pyalloc_info *i = arg;
+
+		memset(i, 0, sizeof(*i));
+		i->abi_version = PYALLOC_ABI_VERSION;
+		i->pool_size = 4096;
+		i->arena_size = FAKEDEV_ARENA;
+		i->pools_per_arena = PAGES_PER_ARENA;
+		i->num_classes = PYALLOC_MAX_REQUEST >> f->shift;
+		i->granularity = 1U << f->shift;
+		i->max_request = PYALLOC_MAX_REQUEST;
+		i->max_batch = PYALLOC_MAX_BATCH;
+		i->window_size = FAKEDEV_WINDOW;
+		i->mem_limit = f->mem_limit;
+		break;
+	}
+	case PYALLOC_IOC_CONFIG: {
+		struct pyalloc_config *c = arg;
+
+		if (c->flags & ~PYALLOC_CONFIG_FLAGS)
+			ret = -EINVAL;
+		else if ((c->flags & PYALLOC_CONFIG_GRANULARITY) &&
+			 c->granularity != 8 && c->granularity != 16)
+			ret = -EINVAL;
+		else if ((c->flags & PYALLOC_CONFIG_GRANULARITY) &&
+			 f->allocated_once)
+			ret = -EBUSY;
+		else if ((c->flags & PYALLOC_CONFIG_MEM_LIMIT) &&
+			 c->mem_limit > f->mem_limit)
+			ret = -EPERM;
+		if (ret)
+			break;
+		if (c->flags & PYALLOC_CONFIG_GRANULARITY)
+			f->shift = c->granularity == 16 ? 4 : 3;
+		if (c->flags & PYALLOC_CONFIG_MEM_LIMIT)
+			f->mem_limit = c->mem_limit;
+		break;
+	}
+	case PYALLOC_IOC_ALLOC:
+		ret = do_alloc(f, arg);
+		break;
+	case PYALLOC_IOC_FREE:
+		ret = do_free(f, arg);
+		break;
+	case PYALLOC_IOC_STATS:
+		do_stats(f, arg);
+		break;
+	default:
+		ret = -ENOTTY;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (ret) {
+		errno = -ret;
+		return -1;
+	}
+	return 0;
+}

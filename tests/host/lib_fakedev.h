@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A fake /dev/pyalloc for the library's host unit tests: it replaces
+ * userspace/dev.c and keeps the kernel's contract (uapi/linux/pyalloc.h):
+ * all-or-nothing batches, EINVAL + error_index for a bad free, the memory
+ * limit, granularity only before the first allocation, statistics.  Its
+ * state lives in MAP_SHARED memory with a process-shared lock, so a forked
+ * child shares the heap as it does with the real device.  Freed blocks are
+ * poisoned (0x5a) so tests see what a reused block really looks like.
+ */
+#ifndef LIB_FAKEDEV_H
+#define LIB_FAKEDEV_H
+
+#include <stdint.h>
+
+#define FAKEDEV_WINDOW		(16UL << 20)	/* 4096 pool pages */
+#define FAKEDEV_ARENA		(256UL << 10)
+#define FAKEDEV_MEM_LIMIT	(8UL << 20)
+#define FAKEDEV_POISON		0x5a
+
+/* Make open() fail with @err (0: succeed again). */
+void fakedev_set_open_error(int err);
+/* Make the next @n ioctls of type @cmd fail with @err. */
+void fakedev_fail_ioctl(unsigned long cmd, int err, int n);
+/* ioctls served so far, by all fake heaps of this process (and children
+ * forked before they ran). */
+uint64_t fakedev_ioctl_count(unsigned long cmd);
+/* Blocks allocated in the fake heap behind @fd. */
+uint64_t fakedev_blocks_in_use(int fd);
+
+#endif
