@@ -5,7 +5,10 @@
 #      libpyalloc and the selftests, all warning-free
 #   2. host unit tests under ASan/UBSan (module bookkeeping and library)
 #   3. static checks of kmod/ and uapi/: checkpatch --strict, sparse, W=1
-#   4. the selftests in a QEMU guest, whose kernel log must stay clean
+#   4. the VM runner's own test: warnings, panics, hangs and failing tests
+#      must fail a run
+#   5. the selftests in a QEMU guest per kernel series, whose kernel log
+#      must stay clean
 #
 # Ends with one line "N passed, N failed, N skipped" summed over every test
 # that ran, host and guest; exits non-zero if anything failed.
@@ -74,6 +77,10 @@ fi
 step "static checks (checkpatch --strict, sparse)"
 scripts/static-check.sh 2>&1 | tee build/check/static.log
 add_counts build/check/static.log
+
+step "the VM runner fails what it must (vm/selftest.sh)"
+vm/selftest.sh "${SERIES[0]}" 2>&1 | tee build/check/runner.log
+add_counts build/check/runner.log
 
 for ser in "${SERIES[@]}"; do
 	# shellcheck disable=SC1090

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Prove that vm/run.sh fails a run for every reason it must, and passes a
+# clean one: a kernel warning (a module that warns at init, quoted in the
+# output), a failing selftest, a failing command, a kernel panic and a hung
+# guest (within the timeout).  Part of `make check`.
+#
+#   vm/selftest.sh [SERIES]
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+series=${1:-6.12}
+CACHE=${PYALLOC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyalloc}
+# shellcheck disable=SC1090
+. "$CACHE/$series.env"
+work=$(mktemp -d "${TMPDIR:-/tmp}/pyalloc-vmtest.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+
+result() {
+	if [ "$1" = 0 ]; then passed=$((passed + 1)); echo "ok: $2"
+	else failed=$((failed + 1)); echo "FAILED: $2"; fi
+}
+
+# $1: expected verdict (0 or "fail"), $2: name, $3: grep pattern the
+# output must contain (or ""), then the vm/run.sh arguments.
+expect() {
+	local want=$1 name=$2 pattern=$3 rc ok=0
+	shift 3
+	"$here/run.sh" --kernel "$series" --log "$work/$name.log" "$@" \
+		>"$work/$name.out" 2>&1
+	rc=$?
+	if [ "$want" = 0 ]; then [ $rc = 0 ] || ok=1
+	else [ $rc != 0 ] || ok=1; fi
+	if [ -n "$pattern" ] && ! grep -qE "$pattern" "$work/$name.out"; then
+		ok=1
+	fi
+	[ $ok = 0 ] || sed 's/^/  | /' "$work/$name.out" | tail -n 15
+	result $ok "runner: $name (status $rc)"
+}
+
+cp -r "$here/tests" "$work/mod"
+if ! make -s -C "$VM_KDIR" M="$work/mod" modules >"$work/build.log" 2>&1; then
+	cat "$work/build.log"
+	result 1 "runner: build the warning module"
+else
+	expect fail warning 'WARNING: .*warn_at_init' \
+		--module "$work/mod/warn_at_init.ko" -- true
+fi
+mkdir -p "$work/st"
+cp "$here/tests/fail_test.sh" "$work/st/fail_test"
+expect fail failing-selftest 'not ok 1 selftests: pyalloc: fail_test' \
+	--selftests "$work/st"
+expect 0 clean-command '' -- true
+expect fail failing-command 'guest verdict 1' -- false
+expect fail panic 'Kernel panic' -- sh -c 'echo c >/proc/sysrq-trigger'
+expect fail hang 'TIMEOUT after 20s' --timeout 20 -- sleep 600
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
