@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The ioctl ABI itself: extensible struct sizes (smaller than the first
+ * version -> EINVAL, larger with non-zero unknown bytes -> E2BIG, larger with
+ * zero unknown bytes -> accepted), unknown commands (ENOTTY) and bad argument
+ * pointers (EFAULT).  The sized commands are built with _IOC() from the real
+ * command's direction and number, only the size differs.
+ */
+#include "pyalloc_util.h"
+
+PYA_HEAP_FIXTURE(heap)
+
+/* The real command @cmd with its size field replaced by @size. */
+static unsigned long resize_cmd(unsigned long cmd, unsigned int size)
+{
+	return _IOC(_IOC_DIR(cmd), _IOC_TYPE(cmd), _IOC_NR(cmd), size);
+}
+
+/* Room for any struct version: the ioctl size field holds up to 16383. */
+#define BIG	4096
+#define TRAIL	8	/* bytes a "newer" struct has beyond the kernel's */
+
+TEST(struct_sizes_match_ver0)
+{
+	EXPECT_EQ(PYALLOC_INFO_SIZE_VER0, sizeof(struct pyalloc_info));
+	EXPECT_EQ(PYALLOC_CONFIG_SIZE_VER0, sizeof(struct pyalloc_config));
+	EXPECT_EQ(PYALLOC_ALLOC_SIZE_VER0, sizeof(struct pyalloc_alloc));
+	EXPECT_EQ(PYALLOC_FREE_SIZE_VER0, sizeof(struct pyalloc_free));
+	EXPECT_EQ(PYALLOC_STATS_SIZE_VER0, sizeof(struct pyalloc_stats));
+	EXPECT_EQ(sizeof(struct pyalloc_info), _IOC_SIZE(PYALLOC_IOC_INFO));
+	EXPECT_EQ(sizeof(struct pyalloc_stats), _IOC_SIZE(PYALLOC_IOC_STATS));
+}
+
+TEST_F(heap, unknown_command_enotty)
+{
+	static const unsigned long cmds[] = {
+		_IOWR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_alloc),
+		_IOR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_info),
+		_IO(PYALLOC_IOC_MAGIC, 0x05),
+		_IOWR(PYALLOC_IOC_MAGIC, 0x7f, __u64),
+		_IOWR(PYALLOC_IOC_MAGIC, 0xff, struct pyalloc_stats),
+		/* A real number under another magic. */
+		_IOR(PYALLOC_IOC_MAGIC + 1, 0x00, struct pyalloc_info),
+		_IOWR('A', 0x02, struct pyalloc_alloc),
+		0,
+	};
+	struct pyalloc_stats s0, s1;
+	unsigned char buf[BIG];
+	unsigned int n;
+
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++) {
+		memset(buf, 0, sizeof(buf));
+		EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, cmds[n], buf))
+			TH_LOG("cmd %#lx", cmds[n]);
+	}
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+}
+
+/* ---- INFO and STATS: output structs ---- */
+
+TEST_F(heap, info_smaller_than_ver0_einval)
+{
+	unsigned char buf[BIG];
+
+	memset(buf, 0xa5, sizeof(buf));
+	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO,
+				PYALLOC_INFO_SIZE_VER0 - 8), buf));
+	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO, 0),
+				     buf));
+}
+
+TEST_F(heap, info_larger_accepted)
+{
+	unsigned char buf[BIG];
+	unsigned int n;
+
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO,
+			       sizeof(struct pyalloc_info) + TRAIL), buf));
+	EXPECT_EQ(0, memcmp(buf, &self->info, sizeof(self->info)));
+	/* Nothing but zeroes beyond the fields the kernel knows. */
+	for (n = sizeof(struct pyalloc_info); n < sizeof(buf); n++)
+		ASSERT_EQ(0, buf[n]) TH_LOG("byte %u", n);
+}
+
+TEST_F(heap, stats_smaller_than_ver0_einval)
+{
+	unsigned char buf[BIG];
+
+	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_STATS,
+				PYALLOC_STATS_SIZE_VER0 - 8), buf));
+}
+
+TEST_F(heap, stats_larger_accepted)
+{
+	unsigned char buf[BIG];
+	struct pyalloc_stats st;
+	unsigned int n;
+	__u64 off[3];
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 100, 3, off, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_STATS,
+			       sizeof(struct pyalloc_stats) + TRAIL), buf));
+	EXPECT_EQ(0, memcmp(buf, &st, sizeof(st)));
+	for (n = sizeof(struct pyalloc_stats); n < sizeof(buf); n++)
+		ASSERT_EQ(0, buf[n]) TH_LOG("byte %u", n);
+}
+
+/* ---- CONFIG: input struct ---- */
+
+TEST_F(heap, config_smaller_than_ver0_einval)
+{
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_GRANULARITY,
+				    .granularity = 16 };
+	struct pyalloc_info info;
+
+	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_CONFIG,
+				PYALLOC_CONFIG_SIZE_VER0 - 8), &c));
+	ASSERT_EQ(0, pya_info(self->fd, &info));
+	EXPECT_EQ(8, info.granularity);
+}
+
+TEST_F(heap, config_larger_nonzero_tail_e2big)
+{
+	unsigned char buf[BIG] = { 0 };
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_GRANULARITY |
+				    PYALLOC_CONFIG_MEM_LIMIT,
+				    .granularity = 16,
+				    .mem_limit = self->info.mem_limit / 2 };
+	struct pyalloc_info info;
+	unsigned int pos;
+
+	/* Each trailing byte on its own, including the last one. */
+	for (pos = sizeof(c); pos < sizeof(c) + TRAIL; pos++) {
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf, &c, sizeof(c));
+		buf[pos] = 1;
+		EXPECT_EQ(-E2BIG, pya_ioctl(self->fd,
+				resize_cmd(PYALLOC_IOC_CONFIG, sizeof(c) + TRAIL),
+				buf)) TH_LOG("non-zero byte %u", pos);
+	}
+	/* A far larger struct with its very last byte set. */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, &c, sizeof(c));
+	buf[sizeof(buf) - 1] = 0x80;
+	EXPECT_EQ(-E2BIG, pya_ioctl(self->fd,
+			resize_cmd(PYALLOC_IOC_CONFIG, sizeof(buf)), buf));
+	ASSERT_EQ(0, pya_info(self->fd, &info));
+	EXPECT_EQ(0, memcmp(&self->info, &info, sizeof(info)));
+}
+
+TEST_F(heap, config_larger_zero_tail_accepted)
+{
+	unsigned char buf[BIG] = { 0 };
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_GRANULARITY |
+				    PYALLOC_CONFIG_MEM_LIMIT,
+				    .granularity = 16,
+				    .mem_limit = self->info.mem_limit / 2 };
+	struct pyalloc_info info;
+
+	memcpy(buf, &c, sizeof(c));
+	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_CONFIG,
+			       sizeof(c) + TRAIL), buf));
+	ASSERT_EQ(0, pya_info(self->fd, &info));
+	EXPECT_EQ(16, info.granularity);
+	EXPECT_EQ(self->info.mem_limit / 2, info.mem_limit);
+	/* And the largest size the ioctl number can describe here. */
+	c.mem_limit /= 2;
+	memcpy(buf, &c, sizeof(c));
+	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_CONFIG,
+			       sizeof(buf)), buf));
+	ASSERT_EQ(0, pya_info(self->fd, &info));
+	EXPECT_EQ(self->info.mem_limit / 4, info.mem_limit);
+}
+
+/* The unknown tail runs into a PROT_NONE page: EFAULT, nothing applied. */
+TEST_F(heap, config_tail_unreadable_efault)
+{
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MEM_LIMIT,
+				    .mem_limit = self->info.mem_limit / 2 };
+	struct pyalloc_info info;
+	unsigned char *pg;
+
+	pg = mmap(NULL, 2 * PYA_PAGE, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, pg);
+	ASSERT_EQ(0, mprotect(pg + PYA_PAGE, PYA_PAGE, PROT_NONE));
+	memcpy(pg + PYA_PAGE - sizeof(c), &c, sizeof(c));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_CONFIG,
+				sizeof(c) + TRAIL), pg + PYA_PAGE - sizeof(c)));
+	ASSERT_EQ(0, pya_info(self->fd, &info));
+	EXPECT_EQ(self->info.mem_limit, info.mem_limit);
+	munmap(pg, 2 * PYA_PAGE);
+}
+
+/* ---- ALLOC ---- */
+
+TEST_F(heap, alloc_smaller_than_ver0_einval)
+{
+	struct pyalloc_stats s0, s1;
+	__u64 off[2];
+	struct pyalloc_alloc a = { .size = 8, .count = 2,
+				   .offsets = (__u64)(uintptr_t)off };
+
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_ALLOC,
+				PYALLOC_ALLOC_SIZE_VER0 - 8), &a));
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+}
+
+TEST_F(heap, alloc_larger_nonzero_tail_e2big)
+{
+	unsigned char buf[BIG] = { 0 };
+	struct pyalloc_stats s0, s1;
+	__u64 off[2];
+	struct pyalloc_alloc a = { .size = 8, .count = 2,
+				   .offsets = (__u64)(uintptr_t)off };
+	unsigned int pos;
+
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	for (pos = sizeof(a); pos < sizeof(a) + TRAIL; pos++) {
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf, &a, sizeof(a));
+		buf[pos] = 0xff;
+		EXPECT_EQ(-E2BIG, pya_ioctl(self->fd,
+				resize_cmd(PYALLOC_IOC_ALLOC, sizeof(a) + TRAIL),
+				buf)) TH_LOG("non-zero byte %u", pos);
+	}
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+}
+
+TEST_F(heap, alloc_larger_zero_tail_accepted)
+{
+	unsigned char buf[BIG] = { 0 };
+	struct pyalloc_stats st;
+	__u64 off[2] = { ~0ULL, ~0ULL };
+	struct pyalloc_alloc a = { .size = 42, .count = 2,
+				   .offsets = (__u64)(uintptr_t)off };
+
+	memcpy(buf, &a, sizeof(a));
+	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_ALLOC,
+			       sizeof(a) + TRAIL), buf));
+	memcpy(&a, buf, sizeof(a));
+	EXPECT_EQ(48, a.block_size);
+	EXPECT_NE(off[0], off[1]);
+	EXPECT_LT(off[0], self->info.window_size);
+	EXPECT_LT(off[1], self->info.window_size);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(2, st.classes[5].blocks_in_use);
+	/* The blocks are real: they free. */
+	EXPECT_EQ(0, pya_free(self->fd, off, 2, NULL));
+}
+
+/* The kernel writes block_size back: a read-only argument is EFAULT. */
+TEST_F(heap, alloc_arg_read_only_efault)
+{
+	struct pyalloc_stats s0, s1;
+	struct pyalloc_alloc *a;
+	__u64 off[4];
+
+	a = mmap(NULL, PYA_PAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, a);
+	a->size = 64;
+	a->count = 4;
+	a->offsets = (__u64)(uintptr_t)off;
+	ASSERT_EQ(0, mprotect(a, PYA_PAGE, PROT_READ));
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_ALLOC, a));
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_blocks_unchanged(&s0, &s1);
+	pya_check_stats(&s1, &self->info);
+	munmap(a, PYA_PAGE);
+}
+
+/* ---- FREE ---- */
+
+TEST_F(heap, free_smaller_than_ver0_einval)
+{
+	struct pyalloc_stats s0, s1;
+	__u64 off[2];
+	struct pyalloc_free f = { .count = 2,
+				  .offsets = (__u64)(uintptr_t)off };
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 8, 2, off, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_FREE,
+				PYALLOC_FREE_SIZE_VER0 - 8), &f));
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+}
+
+TEST_F(heap, free_larger_nonzero_tail_e2big)
+{
+	unsigned char buf[BIG] = { 0 };
+	struct pyalloc_stats s0, s1;
+	__u64 off[2];
+	struct pyalloc_free f = { .count = 2,
+				  .offsets = (__u64)(uintptr_t)off };
+	unsigned int pos;
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 8, 2, off, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	for (pos = sizeof(f); pos < sizeof(f) + TRAIL; pos++) {
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf, &f, sizeof(f));
+		buf[pos] = 0x01;
+		EXPECT_EQ(-E2BIG, pya_ioctl(self->fd,
+				resize_cmd(PYALLOC_IOC_FREE, sizeof(f) + TRAIL),
+				buf)) TH_LOG("non-zero byte %u", pos);
+	}
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+	/* Still allocated. */
+	EXPECT_EQ(0, pya_free(self->fd, off, 2, NULL));
+}
+
+TEST_F(heap, free_larger_zero_tail_accepted)
+{
+	unsigned char buf[BIG] = { 0 };
+	struct pyalloc_stats st;
+	__u64 off[2];
+	struct pyalloc_free f = { .count = 2,
+				  .offsets = (__u64)(uintptr_t)off };
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 8, 2, off, NULL));
+	memcpy(buf, &f, sizeof(f));
+	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_FREE,
+			       sizeof(f) + TRAIL), buf));
+	memcpy(&f, buf, sizeof(f));
+	EXPECT_EQ(2, f.error_index);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(0, st.classes[0].blocks_in_use);
+	EXPECT_EQ(2, st.blocks_freed);
+}
+
+/* ---- the argument pointer itself ---- */
+
+TEST_F(heap, null_argument_efault)
+{
+	static const unsigned long cmds[] = {
+		PYALLOC_IOC_INFO, PYALLOC_IOC_CONFIG, PYALLOC_IOC_ALLOC,
+		PYALLOC_IOC_FREE, PYALLOC_IOC_STATS,
+	};
+	struct pyalloc_stats s0, s1;
+	unsigned int n;
+
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++)
+		EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, cmds[n], NULL))
+			TH_LOG("cmd %#lx", cmds[n]);
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+}
+
+TEST_F(heap, prot_none_argument_efault)
+{
+	static const unsigned long cmds[] = {
+		PYALLOC_IOC_INFO, PYALLOC_IOC_CONFIG, PYALLOC_IOC_ALLOC,
+		PYALLOC_IOC_FREE, PYALLOC_IOC_STATS,
+	};
+	struct pyalloc_stats s0, s1;
+	unsigned int n;
+	void *pg;
+
+	pg = mmap(NULL, PYA_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		  -1, 0);
+	ASSERT_NE(MAP_FAILED, pg);
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++)
+		EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, cmds[n], pg))
+			TH_LOG("cmd %#lx", cmds[n]);
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_stats_equal(&s0, &s1);
+	munmap(pg, PYA_PAGE);
+}
+
+/* INFO and STATS write their whole struct: a read-only buffer is EFAULT. */
+TEST_F(heap, read_only_output_efault)
+{
+	void *pg;
+
+	pg = mmap(NULL, 2 * PYA_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+		  -1, 0);
+	ASSERT_NE(MAP_FAILED, pg);
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_INFO, pg));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_STATS, pg));
+	munmap(pg, 2 * PYA_PAGE);
+}
+
+PYALLOC_TEST_MAIN
