@@ -25,7 +25,7 @@ log() { printf 'deps: %s\n' "$*" >&2; }
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
-HOST_PKGS=(qemu-system-x86 busybox-static cpio xz-utils gcc make libc6-dev
+HOST_PKGS=(qemu-system-x86 busybox-static cpio xz-utils gcc make libc6-dev file
 	   sparse perl bc kmod libelf-dev)
 
 apt_updated=
