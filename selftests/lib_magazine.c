@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libpyalloc magazines: the syscall budget (at most one ioctl per 256
+ * operations in a steady workload, by the library's own counters), the
+ * bound on what a thread may hoard, flushing on thread exit and heap close,
+ * and blocks freed by a thread other than the one that allocated them.
+ */
+#include "lib_util.h"
+
+/* Per class and thread: at most 2 * B blocks, B <= 64 (userspace/README.md). */
+#define MAG_MAX_BLOCKS	128
+
+/*
+ * A steady workload: a working set of N objects of random sizes across all
+ * classes, each step freeing a random one and allocating a replacement.
+ */
+TEST(ioctls_per_operation)
+{
+	enum { N = 4096, WARM = 100000, STEPS = 400000 };
+	static void *obj[N];
+	struct pya_stats a, b;
+	unsigned int seed = 12345;
+	uint64_t ops, ioctls;
+	int i, s;
+
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, obj[i] = pya_malloc(1 + rand_r(&seed) % 512));
+	for (s = 0; s < WARM + STEPS; s++) {
+		if (s == WARM)
+			ASSERT_EQ(0, pya_heap_stats(NULL, &a));
+		i = rand_r(&seed) % N;
+		pya_free(obj[i]);
+		obj[i] = pya_malloc(1 + rand_r(&seed) % 512);
+		ASSERT_NE(NULL, obj[i]);
+	}
+	ASSERT_EQ(0, pya_heap_stats(NULL, &b));
+	ops = (b.small_allocs + b.small_frees) - (a.small_allocs + a.small_frees);
+	ioctls = (b.ioctl_alloc + b.ioctl_free) - (a.ioctl_alloc + a.ioctl_free);
+	EXPECT_EQ(2 * STEPS, ops);
+	EXPECT_EQ(b.ioctl_alloc, b.mag_misses);
+	EXPECT_EQ(b.ioctl_free, b.free_drains);
+	ksft_print_msg("steady state: %llu operations, %llu alloc/free ioctls, %.0f operations per ioctl\n",
+		       (unsigned long long)ops, (unsigned long long)ioctls,
+		       ioctls ? (double)ops / ioctls : (double)ops);
+	EXPECT_LE(ioctls * 256, ops);
+	for (i = 0; i < N; i++)
+		pya_free(obj[i]);
+}
+
+/* Many frees of one class: the magazine keeps at most 2 * B blocks. */
+TEST(magazine_is_bounded)
+{
+	enum { N = 5000 };
+	static void *p[N];
+	struct pya_stats st;
+	unsigned int c;
+	int i;
+
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, p[i] = pya_malloc(64));
+	for (i = 0; i < N; i++)
+		pya_free(p[i]);
+	ASSERT_EQ(0, pya_heap_stats(NULL, &st));
+	for (c = 0; c < st.num_classes; c++)
+		EXPECT_GE(MAG_MAX_BLOCKS, st.classes[c].blocks_cached);
+	EXPECT_LT(0, st.classes[7].blocks_cached);
+	EXPECT_GE(MAG_MAX_BLOCKS, st.blocks_cached);
+	/* Every class at once: still bounded by the per-class figure. */
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, p[i] = pya_malloc(1 + i % 512));
+	for (i = 0; i < N; i++)
+		pya_free(p[i]);
+	ASSERT_EQ(0, pya_heap_stats(NULL, &st));
+	for (c = 0; c < st.num_classes; c++)
+		EXPECT_GE(MAG_MAX_BLOCKS, st.classes[c].blocks_cached);
+	ksft_print_msg("%llu blocks cached after freeing %d blocks of all classes\n",
+		       (unsigned long long)st.blocks_cached, N);
+}
+
+static void *churn(void *arg)
+{
+	pya_heap_t *h = arg;
+	void *p[1000];
+	int i, r;
+
+	for (r = 0; r < 5; r++) {
+		for (i = 0; i < 1000; i++)
+			if (!(p[i] = pya_heap_malloc(h, 1 + (i * 7) % 512)))
+				return (void *)1;
+		for (i = 0; i < 1000; i++)
+			pya_heap_free(h, p[i]);
+	}
+	return NULL;
+}
+
+/* A thread's magazines go back to the kernel when it exits. */
+TEST(thread_exit_flushes)
+{
+	pya_heap_t *h = pya_heap_open(NULL);
+	pthread_t t[4];
+	struct pya_stats st;
+	void *ret;
+	int i;
+
+	ASSERT_NE(NULL, h);
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, churn, h));
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, pthread_join(t[i], &ret));
+		EXPECT_EQ(NULL, ret);
+	}
+	ASSERT_EQ(0, pya_heap_stats(h, &st));
+	EXPECT_EQ(0, st.blocks_cached);
+	EXPECT_EQ(0, lib_kernel_blocks(h));
+	/* The exited threads' counters are kept. */
+	EXPECT_EQ(4 * 5 * 1000, st.small_allocs);
+	EXPECT_EQ(4 * 5 * 1000, st.small_frees);
+	EXPECT_EQ(0, pya_heap_close(h));
+}
+
+struct handoff {
+	pya_heap_t *h;
+	void **blocks;
+	int n;
+};
+
+static void *consumer(void *arg)
+{
+	struct handoff *ho = arg;
+	int i;
+
+	for (i = 0; i < ho->n; i++) {
+		size_t n = pya_usable_size(ho->blocks[i]);
+
+		if (lib_check(ho->blocks[i], n, i) != SIZE_MAX)
+			return (void *)1;
+		pya_free(ho->blocks[i]);
+	}
+	return NULL;
+}
+
+/* Blocks allocated by one thread and freed by another. */
+TEST(cross_thread_free)
+{
+	enum { N = 20000 };
+	static void *blocks[N];
+	struct handoff ho = { NULL, blocks, N };
+	pthread_t t;
+	void *ret;
+	int i;
+
+	ho.h = pya_heap_open(NULL);
+	ASSERT_NE(NULL, ho.h);
+	for (i = 0; i < N; i++) {
+		blocks[i] = pya_heap_malloc(ho.h, 1 + i % 512);
+		ASSERT_NE(NULL, blocks[i]);
+		lib_fill(blocks[i], pya_usable_size(blocks[i]), i);
+	}
+	ASSERT_EQ(0, pthread_create(&t, NULL, consumer, &ho));
+	ASSERT_EQ(0, pthread_join(t, &ret));
+	EXPECT_EQ(NULL, ret);
+	/* Only this thread's magazines hold blocks now. */
+	EXPECT_EQ(0, lib_live_blocks(ho.h));
+	EXPECT_EQ(0, pya_heap_flush(ho.h));
+	EXPECT_EQ(0, lib_kernel_blocks(ho.h));
+	EXPECT_EQ(0, pya_heap_close(ho.h));
+}
+
+struct closer {
+	pya_heap_t *h;
+	pthread_barrier_t bar;
+	int ok;
+};
+
+static void *user(void *arg)
+{
+	struct closer *c = arg;
+	void *p[200];
+	int i;
+
+	for (i = 0; i < 200; i++)
+		p[i] = pya_heap_malloc(c->h, 40);
+	for (i = 0; i < 200; i++)
+		pya_heap_free(c->h, p[i]);
+	pthread_barrier_wait(&c->bar);	/* main closes the heap... */
+	pthread_barrier_wait(&c->bar);	/* ...and opens another one */
+	for (i = 0; i < 200; i++)
+		p[i] = pya_heap_malloc(c->h, 40);
+	c->ok = 1;
+	for (i = 0; i < 200; i++)
+		if (!p[i])
+			c->ok = 0;
+	for (i = 0; i < 200; i++)
+		pya_heap_free(c->h, p[i]);
+	return NULL;
+}
+
+/* Closing a heap returns what every thread has cached; the threads then
+ * move on to a new heap, which may well reuse the closed one's slot. */
+TEST(heap_close_with_other_threads)
+{
+	struct closer c = { 0 };
+	pthread_t t;
+
+	ASSERT_EQ(0, pthread_barrier_init(&c.bar, NULL, 2));
+	c.h = pya_heap_open(NULL);
+	ASSERT_NE(NULL, c.h);
+	ASSERT_EQ(0, pthread_create(&t, NULL, user, &c));
+	pthread_barrier_wait(&c.bar);
+	EXPECT_LT(0, lib_kernel_blocks(c.h));	/* the thread's magazine */
+	EXPECT_EQ(0, lib_live_blocks(c.h));
+	EXPECT_EQ(0, pya_heap_close(c.h));
+	c.h = pya_heap_open(NULL);
+	ASSERT_NE(NULL, c.h);
+	pthread_barrier_wait(&c.bar);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(1, c.ok);
+	EXPECT_EQ(0, lib_kernel_blocks(c.h));
+	EXPECT_EQ(0, pya_heap_close(c.h));
+	pthread_barrier_destroy(&c.bar);
+}
+
+/* Near the memory limit, a thread gives back what it hoards in other
+ * classes before reporting ENOMEM. */
+TEST(enomem_drains_own_magazines)
+{
+	struct pya_heap_options o = PYA_HEAP_OPTIONS_INIT;
+	enum { LIMIT = 64 << 10 };
+	void *p[LIMIT / 8];
+	int n, i;
+	pya_heap_t *h;
+
+	o.mem_limit = LIMIT;
+	h = pya_heap_open(&o);
+	ASSERT_NE(NULL, h);
+	/* Fill the heap with 8-byte blocks, then free them all: they sit in
+	 * this thread's magazine or in kernel pools. */
+	for (n = 0; n < LIMIT / 8; n++)
+		if (!(p[n] = pya_heap_malloc(h, 8)))
+			break;
+	ASSERT_LT(0, n);
+	for (i = 0; i < n; i++)
+		pya_heap_free(h, p[i]);
+	/* Now 512-byte blocks must get (nearly) every page back. */
+	for (i = 0; i < LIMIT / 512; i++)
+		if (!(p[i] = pya_heap_malloc(h, 512)))
+			break;
+	EXPECT_LE(LIMIT / 512 - 2, i) {
+		TH_LOG("only %d of %d 512-byte blocks", i, LIMIT / 512);
+	}
+	EXPECT_EQ(0, pya_heap_close(h));
+}
+
+LIB_TEST_MAIN
