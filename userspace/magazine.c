@@ -66,22 +66,18 @@ static inline struct pyai_tcache *tcache_of(const struct pya_heap *h)
 
 /* --- talking to the kernel ------------------------------------------- */
 
-static struct pyai_counters *ctr_of(struct pya_heap *h, struct pyai_tcache *tc)
-{
-	return tc ? &tc->ctr : &h->retired;
-}
-
-/* Counters of a cache belong to its thread; the heap's are shared. */
-static void count(struct pya_heap *h, struct pyai_tcache *tc, uint64_t *field)
-{
-	if (tc)
-		PYAI_BUMP(*field, 1);
-	else
-		PYAI_ADD(*field, 1);
-	(void)h;
-}
-
-#define COUNT(h, tc, name) count(h, tc, &ctr_of(h, tc)->name)
+/*
+ * Count into the thread's own counters (plain relaxed stores: only the
+ * owner writes them) or, for one-block operations without a cache, into
+ * the heap's, which threads share (atomic add).
+ */
+#define COUNT(h, tc, name)						\
+	do {								\
+		if (tc)							\
+			PYAI_BUMP((tc)->ctr.name, 1);			\
+		else							\
+			PYAI_ADD((h)->retired.name, 1);			\
+	} while (0)
 
 /*
  * Allocate up to @want blocks of class @c into @out (lowest address last,
