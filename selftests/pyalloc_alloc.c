@@ -32,9 +32,10 @@ FIXTURE_SETUP(alloc)
 	self->map = MAP_FAILED;
 	self->fd = pya_open();
 	ASSERT_LE(0, self->fd);
-	if (variant->granularity != 8)
+	if (variant->granularity != 8) {
 		ASSERT_EQ(0, pya_config(self->fd, PYALLOC_CONFIG_GRANULARITY,
 					variant->granularity, 0));
+	}
 	ASSERT_EQ(0, pya_info(self->fd, &self->info));
 	ASSERT_EQ(variant->granularity, self->info.granularity);
 	ASSERT_EQ(512 / variant->granularity, self->info.num_classes);
@@ -122,9 +123,10 @@ TEST_F(alloc, every_size_class_and_alignment)
 		blk[n - 1].bs = bs;
 	}
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	for (c = 0; c < self->info.num_classes; c++)
+	for (c = 0; c < self->info.num_classes; c++) {
 		EXPECT_EQ(self->gran, st.classes[c].blocks_in_use)
 			TH_LOG("class %u", c);
+	}
 	EXPECT_EQ(PYALLOC_MAX_REQUEST, pya_check_stats(&st, &self->info));
 	EXPECT_TRUE(pya_disjoint(blk, PYALLOC_MAX_REQUEST));
 	/* All 512 in one batch of PYALLOC_MAX_BATCH. */
@@ -177,10 +179,11 @@ TEST_F(alloc, pool_layout_every_class)
 			TH_LOG("class %u: %u and %u blocks in the two pools",
 			       c, in0, in1);
 		ASSERT_TRUE(pya_disjoint(blk, bpp + 1)) TH_LOG("class %u", c);
-		for (n = 0; n <= bpp; n++)
+		for (n = 0; n <= bpp; n++) {
 			ASSERT_TRUE(pya_check(self->map, blk[n].off, bs, c))
 				TH_LOG("class %u offset %#llx", c,
 				       (unsigned long long)blk[n].off);
+		}
 		ASSERT_EQ(0, pya_stats(self->fd, &st));
 		EXPECT_EQ(2, st.classes[c].pools) TH_LOG("class %u", c);
 		EXPECT_EQ(bpp + 1, st.classes[c].blocks_in_use);
@@ -203,10 +206,11 @@ TEST_F(alloc, fresh_blocks_read_zero)
 		if (cnt > 64)
 			cnt = 64;
 		ASSERT_EQ(0, pya_alloc(self->fd, bs, cnt, offs, NULL));
-		for (n = 0; n < cnt; n++)
+		for (n = 0; n < cnt; n++) {
 			ASSERT_TRUE(pya_is_zero(self->map, offs[n], bs))
 				TH_LOG("class %u offset %#llx", c,
 				       (unsigned long long)offs[n]);
+		}
 	}
 }
 
@@ -222,9 +226,10 @@ TEST_F(alloc, patterns_mixed_classes_two_mappings)
 	unsigned int c, n, nc = self->info.num_classes;
 	char *map2;
 
-	for (c = 0; c < nc; c++)
+	for (c = 0; c < nc; c++) {
 		ASSERT_EQ(0, pya_alloc(self->fd, (c + 1) * self->gran - 1,
 				       PER, offs[c], NULL));
+	}
 	for (c = 0; c < nc; c++)
 		for (n = 0; n < PER; n++)
 			pya_fill(self->map, offs[c][n], (c + 1) * self->gran,
@@ -385,9 +390,10 @@ TEST_F(alloc, bad_offsets_pointer_efault_live_blocks)
 	for (n = 0; n < 3; n++)
 		pya_fill(self->map, offs[n], pya_round(200, self->gran), n);
 	run_efault_cases(_metadata, self->fd, &self->info);
-	for (n = 0; n < 3; n++)
+	for (n = 0; n < 3; n++) {
 		EXPECT_TRUE(pya_check(self->map, offs[n],
 				      pya_round(200, self->gran), n));
+	}
 	EXPECT_EQ(0, pya_free(self->fd, offs, 3, NULL));
 }
 
@@ -408,9 +414,10 @@ TEST_F(alloc, offsets_array_inside_own_window)
 	ASSERT_EQ(0, pya_alloc(self->fd, 24, 64, arr, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(64, st.classes[pya_class(24, self->gran)].blocks_in_use);
-	for (n = 0; n < 64; n++)
+	for (n = 0; n < 64; n++) {
 		EXPECT_TRUE(pya_well_placed(&self->info, arr[n],
 					    pya_round(24, self->gran)));
+	}
 	/* And freed from there too. */
 	EXPECT_EQ(0, pya_free(self->fd, arr, 64, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));

@@ -24,9 +24,10 @@ static void expect_free_rejected(struct __test_metadata *_metadata, int fd,
 	ASSERT_EQ(0, pya_stats(fd, &s0));
 	EXPECT_EQ(-EINVAL, pya_free(fd, offs, count, &idx))
 		TH_LOG("count %u, expected bad entry %u", count, bad);
-	if (bad != ~0U)
+	if (bad != ~0U) {
 		EXPECT_EQ(bad, idx) TH_LOG("bad offset %#llx",
 					   (unsigned long long)offs[bad]);
+	}
 	ASSERT_EQ(0, pya_stats(fd, &s1));
 	pya_expect_stats_equal(&s0, &s1);
 }

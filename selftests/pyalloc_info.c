@@ -111,10 +111,12 @@ TEST_F(heap, granularity_16_geometry)
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(16, st.granularity);
 	EXPECT_EQ(32, st.num_classes);
-	for (c = 0; c < 32; c++)
+	for (c = 0; c < 32; c++) {
 		EXPECT_EQ((c + 1) * 16, st.classes[c].block_size);
-	for (; c < PYALLOC_MAX_CLASSES; c++)
+	}
+	for (; c < PYALLOC_MAX_CLASSES; c++) {
 		EXPECT_EQ(0, st.classes[c].block_size);
+	}
 	pya_check_stats(&st, &info);
 }
 

@@ -81,8 +81,9 @@ TEST_F(heap, info_larger_accepted)
 			       sizeof(struct pyalloc_info) + TRAIL), buf));
 	EXPECT_EQ(0, memcmp(buf, &self->info, sizeof(self->info)));
 	/* Nothing but zeroes beyond the fields the kernel knows. */
-	for (n = sizeof(struct pyalloc_info); n < sizeof(buf); n++)
+	for (n = sizeof(struct pyalloc_info); n < sizeof(buf); n++) {
 		ASSERT_EQ(0, buf[n]) TH_LOG("byte %u", n);
+	}
 }
 
 TEST_F(heap, stats_smaller_than_ver0_einval)
@@ -106,8 +107,9 @@ TEST_F(heap, stats_larger_accepted)
 	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_STATS,
 			       sizeof(struct pyalloc_stats) + TRAIL), buf));
 	EXPECT_EQ(0, memcmp(buf, &st, sizeof(st)));
-	for (n = sizeof(struct pyalloc_stats); n < sizeof(buf); n++)
+	for (n = sizeof(struct pyalloc_stats); n < sizeof(buf); n++) {
 		ASSERT_EQ(0, buf[n]) TH_LOG("byte %u", n);
+	}
 }
 
 /* ---- CONFIG: input struct ---- */
@@ -350,9 +352,10 @@ TEST_F(heap, null_argument_efault)
 	unsigned int n;
 
 	ASSERT_EQ(0, pya_stats(self->fd, &s0));
-	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++)
+	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++) {
 		EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, cmds[n], NULL))
 			TH_LOG("cmd %#lx", cmds[n]);
+	}
 	ASSERT_EQ(0, pya_stats(self->fd, &s1));
 	pya_expect_stats_equal(&s0, &s1);
 }
@@ -371,9 +374,10 @@ TEST_F(heap, prot_none_argument_efault)
 		  -1, 0);
 	ASSERT_NE(MAP_FAILED, pg);
 	ASSERT_EQ(0, pya_stats(self->fd, &s0));
-	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++)
+	for (n = 0; n < sizeof(cmds) / sizeof(cmds[0]); n++) {
 		EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, cmds[n], pg))
 			TH_LOG("cmd %#lx", cmds[n]);
+	}
 	ASSERT_EQ(0, pya_stats(self->fd, &s1));
 	pya_expect_stats_equal(&s0, &s1);
 	munmap(pg, PYA_PAGE);

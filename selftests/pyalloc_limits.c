@@ -219,8 +219,9 @@ TEST_F(params, window_mb_applies_and_fills)
 		ASSERT_LT(offs[i], info.window_size);
 		pya_fill(map, offs[i], 512, 9);
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		ASSERT_TRUE(pya_check(map, offs[i], 512, 9));
+	}
 	munmap(map, info.window_size);
 }
 

@@ -254,8 +254,9 @@ TEST_F_SIGNAL(heap, sigbus_released_arena_second_mapping, SIGBUS)
 	offs = fill_arenas(_metadata, self->fd, &self->info, self->map, 3, &n);
 	ASSERT_NE(NULL, offs);
 	/* Fault every arena into the second mapping too. */
-	for (a = 0; a < 3; a++)
+	for (a = 0; a < 3; a++) {
 		ASSERT_TRUE(pya_check(map2, offs[a * n / 3], BIG_BLOCK, 3));
+	}
 	for (a = 0; a < n; a += 8)
 		(void)*(volatile char *)(map2 + offs[a]);
 	ASSERT_EQ(0, pya_free_n(self->fd, offs, n));
@@ -345,8 +346,9 @@ TEST(mapping_outlives_close)
 	close(fd);
 	EXPECT_EQ(heaps0 + 1, pya_param("heaps"));
 	EXPECT_EQ(held0 + 2, pya_param("pages_held"));
-	for (i = 0; i < 16; i++)
+	for (i = 0; i < 16; i++) {
 		EXPECT_TRUE(pya_check(map, offs[i], 512, i));
+	}
 	munmap(map, info.window_size);
 	EXPECT_EQ(heaps0, pya_param("heaps"));
 	EXPECT_EQ(held0, pya_param("pages_held"));

@@ -136,14 +136,16 @@ TEST_F(heap, random_workload_matches_model)
 			ASSERT_EQ(0, pya_free(self->fd, batch, cnt, NULL));
 		}
 		ASSERT_EQ(0, pya_stats(self->fd, &st));
-		for (c = 0; c < PYALLOC_MAX_CLASSES; c++)
+		for (c = 0; c < PYALLOC_MAX_CLASSES; c++) {
 			ASSERT_EQ(model[c], st.classes[c].blocks_in_use)
 				TH_LOG("step %u class %u", step, c);
+		}
 		ASSERT_EQ(nlive, pya_check_stats(&st, &self->info))
 			TH_LOG("step %u", step);
 	}
-	for (i = 0; i < nlive; i++)
+	for (i = 0; i < nlive; i++) {
 		ASSERT_TRUE(pya_check(self->map, live[i], live_bs[i], live[i]));
+	}
 }
 
 /* Closing a heap returns all its pages to the module's count. */
@@ -160,8 +162,9 @@ TEST(pages_held_back_after_close)
 	ASSERT_LE(0, heaps0);
 	fd = pya_open();
 	ASSERT_LE(0, fd);
-	for (c = 0; c < 64; c += 3)
+	for (c = 0; c < 64; c += 3) {
 		ASSERT_EQ(0, pya_alloc(fd, (c + 1) * 8, 100, offs, NULL));
+	}
 	ASSERT_EQ(0, pya_stats(fd, &st));
 	ASSERT_LT(0, st.pages);
 	EXPECT_EQ(held0 + (long long)st.pages, pya_param("pages_held"));
@@ -169,8 +172,9 @@ TEST(pages_held_back_after_close)
 	EXPECT_EQ(held0, pya_param("pages_held"));
 	EXPECT_EQ(heaps0, pya_param("heaps"));
 	/* With no other heap open, the module holds no page at all. */
-	if (heaps0 == 0)
+	if (heaps0 == 0) {
 		EXPECT_EQ(0, pya_param("pages_held"));
+	}
 }
 
 /* Several heaps add up in pages_held; each close subtracts its own. */
