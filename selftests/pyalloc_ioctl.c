@@ -396,4 +396,67 @@ TEST_F(heap, read_only_output_efault)
 	munmap(pg, 2 * PYA_PAGE);
 }
 
+/*
+ * Arguments inside the heap's own window.  Backed by a live pool (the page
+ * not yet faulted in): every command works, so the kernel takes that page
+ * fault while serving the ioctl without deadlocking on its own lock.  In an
+ * unbacked part of the window: EFAULT, and no SIGBUS for the caller.
+ */
+TEST_F(heap, arguments_in_own_window)
+{
+	struct pyalloc_stats *st, ref;
+	struct pyalloc_info *info;
+	struct pyalloc_alloc *a;
+	__u64 pool[8], base, *out;
+	unsigned int n;
+	char *page;
+
+	/* A whole pool of 512-byte blocks is one page of our own. */
+	ASSERT_EQ(0, pya_alloc(self->fd, 512, 8, pool, NULL));
+	base = pool[0];
+	for (n = 1; n < 8; n++)
+		base = pool[n] < base ? pool[n] : base;
+	ASSERT_EQ(0, base % PYA_PAGE);
+	page = self->map + base;
+	info = (struct pyalloc_info *)page;
+	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_INFO, info));
+	EXPECT_EQ(0, memcmp(info, &self->info, sizeof(*info)));
+	ASSERT_EQ(0, pya_stats(self->fd, &ref));
+	st = (struct pyalloc_stats *)page;
+	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_STATS, st));
+	EXPECT_EQ(0, memcmp(st, &ref, sizeof(ref)));
+	/* An ALLOC request and its offsets array living in the window. */
+	a = (struct pyalloc_alloc *)page;
+	out = (__u64 *)(page + 64);
+	memset(page, 0, 128);
+	a->size = 8;
+	a->count = 4;
+	a->offsets = (__u64)(uintptr_t)out;
+	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_ALLOC, a));
+	EXPECT_EQ(8, a->block_size);
+	EXPECT_EQ(0, pya_free(self->fd, out, 4, NULL));
+}
+
+TEST_F(heap, arguments_in_unbacked_window_efault)
+{
+	/* The last page of the window: no arena there. */
+	char *hole = self->map + self->info.window_size - PYA_PAGE;
+	struct pyalloc_stats s0, s1;
+	__u64 offs[4];
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 8, 4, offs, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &s0));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_INFO, hole));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_STATS, hole));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_CONFIG, hole));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_ALLOC, hole));
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_FREE, hole));
+	/* Offsets arrays there: nothing allocated, nothing freed. */
+	EXPECT_EQ(-EFAULT, pya_alloc(self->fd, 8, 4, (__u64 *)hole, NULL));
+	EXPECT_EQ(-EFAULT, pya_free(self->fd, (__u64 *)hole, 4, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &s1));
+	pya_expect_blocks_unchanged(&s0, &s1);
+	EXPECT_EQ(0, pya_free(self->fd, offs, 4, NULL));
+}
+
 PYALLOC_TEST_MAIN
