@@ -207,6 +207,14 @@ static long pya_ioc_free(struct pya_heap *heap, unsigned int cmd,
 		err = -EFAULT;
 		goto out;
 	}
+	/*
+	 * Report success before it happens: once blocks are freed, a failed
+	 * write could no longer be answered with "nothing was freed".
+	 */
+	if (put_user(req.count, &ureq->error_index)) {
+		err = -EFAULT;
+		goto out;
+	}
 
 	mutex_lock(&heap->lock);
 	err = pya_free_blocks(&heap->alloc, offs, req.count, &bad);

@@ -124,7 +124,9 @@ if [ -n "$selftests" ]; then
 		echo "pyalloc:$t" >>"$st/kselftest-list.txt"
 	done
 	[ -f "$selftests/settings" ] && cp "$selftests/settings" "$st/pyalloc/"
-	cmd=(sh -c 'cd /pyalloc/selftests && ./run_kselftest.sh >/tmp/tap 2>&1; rc=$?; cat /tmp/tap; if grep -q "^not ok" /tmp/tap; then exit 1; fi; exit $rc')
+	# Through a pipe: the runner reopens /dev/stdout in append mode,
+	# which would overwrite a plain file redirection.
+	cmd=(sh -c 'cd /pyalloc/selftests && ./run_kselftest.sh 2>&1 | tee /tmp/tap; if grep -q "^not ok" /tmp/tap; then exit 1; fi; grep -q "^ok " /tmp/tap')
 fi
 
 # The kselftest runner calls /usr/bin/timeout --foreground; busybox's
@@ -151,6 +153,11 @@ cat >"$root/init" <<EOF
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# devtmpfs lacks these; the kselftest runner writes to /dev/stdout.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null

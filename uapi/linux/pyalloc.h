@@ -108,7 +108,7 @@ struct pyalloc_alloc {
  * @flags:       must be 0
  * @offsets:     user pointer to __u64[@count], the blocks to free
  * @error_index: out: when the call fails with EINVAL because of an entry,
- *               that entry's index; not written otherwise
+ *               that entry's index; @count when the call succeeds
  * @reserved:    must be 0
  *
  * All or nothing.  Every offset must name an allocated block of this heap, at
