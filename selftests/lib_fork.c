@@ -41,7 +41,8 @@ TEST(inherited_magazines_dropped)
 	enum { CHILD_N = 500, PARENT_N = 100 };
 	void *child_blocks[CHILD_N], *mine[PARENT_N], *first;
 	struct pya_stats st;
-	int pfd[2], status, i, j;
+	int pfd[2], gofd[2], status, i, j;
+	char go = 'g';
 	size_t got = 0;
 	ssize_t r;
 	pid_t pid;
@@ -51,6 +52,7 @@ TEST(inherited_magazines_dropped)
 	ASSERT_EQ(0, pya_heap_stats(NULL, &st));
 	ASSERT_LT(0, st.classes[3].blocks_cached);
 	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(0, pipe(gofd));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
@@ -58,6 +60,7 @@ TEST(inherited_magazines_dropped)
 		struct pya_stats cs;
 
 		close(pfd[0]);
+		close(gofd[1]);
 		if (pya_heap_stats(NULL, &cs) || cs.blocks_cached ||
 		    cs.forks_dropped < st.blocks_cached)
 			_exit(2);
@@ -69,6 +72,12 @@ TEST(inherited_magazines_dropped)
 		}
 		if (write(pfd[1], b, sizeof(b)) != (ssize_t)sizeof(b))
 			_exit(4);
+		/*
+		 * Hold the blocks until the parent has allocated its own:
+		 * once freed, the kernel may rightly hand them to the parent.
+		 */
+		if (read(gofd[0], &go, 1) != 1)
+			_exit(6);
 		for (i = 0; i < CHILD_N; i++) {
 			if (lib_check(b[i], 32, 1000 + i) != SIZE_MAX)
 				_exit(5);
@@ -78,17 +87,20 @@ TEST(inherited_magazines_dropped)
 		_exit(0);
 	}
 	close(pfd[1]);
-	/* Meanwhile the parent uses what its magazine held at fork time. */
-	for (i = 0; i < PARENT_N; i++) {
-		mine[i] = pya_malloc(32);
-		ASSERT_NE(NULL, mine[i]);
-		lib_fill(mine[i], 32, i);
-	}
+	close(gofd[0]);
 	while (got < sizeof(child_blocks) &&
 	       (r = read(pfd[0], (char *)child_blocks + got,
 			 sizeof(child_blocks) - got)) > 0)
 		got += r;
 	close(pfd[0]);
+	/* While the child holds its blocks, use what the magazine held. */
+	for (i = 0; i < PARENT_N; i++) {
+		mine[i] = pya_malloc(32);
+		ASSERT_NE(NULL, mine[i]);
+		lib_fill(mine[i], 32, i);
+	}
+	ASSERT_EQ(1, write(gofd[1], &go, 1));
+	close(gofd[1]);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
