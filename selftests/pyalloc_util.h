@@ -9,6 +9,10 @@
  *
  * Every program ends with PYALLOC_TEST_MAIN, which exits with KSFT_SKIP (4)
  * before running anything when /dev/pyalloc does not exist.
+ *
+ * Beware: the harness's ASSERT_* and EXPECT_* expand to two statements (the
+ * check, then a for loop that logs and bails), so as the body of an if or a
+ * loop they must be in braces.
  */
 #ifndef PYALLOC_SELFTEST_UTIL_H
 #define PYALLOC_SELFTEST_UTIL_H
