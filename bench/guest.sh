@@ -1,0 +1,120 @@
+#!/bin/sh
+# The benchmark inside the VM (busybox sh, in /pyalloc), started by
+# bench/run.sh: every allocator x workload x repetition as its own process,
+# repetitions outermost and the allocators' order rotated every repetition,
+# so that drift and host load spread over all allocators alike.
+# Results go to /out (copied back by vm/run.sh):
+#   /out/throughput.csv  /out/memory.csv  /out/guest.txt  /out/failures.txt
+#
+# Environment: REPS (throughput repetitions), SECS (timed seconds per run),
+# MEMREPS (memory repetitions), MEMCOUNT (live objects), ALLOCS, WORKLOADS.
+set -u
+REPS=${REPS:-10}
+SECS=${SECS:-0.5}
+MEMREPS=${MEMREPS:-3}
+MEMCOUNT=${MEMCOUNT:-1000000}
+ALLOCS=${ALLOCS:-"pyalloc pyalloc-debug glibc jemalloc mimalloc tcmalloc"}
+WORKLOADS=${WORKLOADS:-"steady growth prodcons fixed16 fixed48 fixed512 larson"}
+MEMSIZES=${MEMSIZES:-"24 48 512"}
+
+out=/out
+mkdir -p $out
+: >$out/failures.txt
+
+{
+	echo "kernel: $(uname -r)"
+	echo "cpus: $(grep -c ^processor /proc/cpuinfo)"
+	echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+	echo "memory: $(sed -n 's/^MemTotal: *//p' /proc/meminfo)"
+	echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	echo "cmdline: $(cat /proc/cmdline)"
+	echo "params: REPS=$REPS SECS=$SECS MEMREPS=$MEMREPS MEMCOUNT=$MEMCOUNT"
+} >$out/guest.txt
+
+# rotate N WORDS...: the words, starting at the N-th (0-based, modulo)
+rotate() {
+	n=$1
+	shift
+	k=$(($n % $#))
+	i=0
+	first= rest=
+	for x in "$@"; do
+		if [ $i -lt $k ]; then rest="$rest $x"; else first="$first $x"; fi
+		i=$((i + 1))
+	done
+	echo $first $rest
+}
+
+# run LABEL ARGS...: one pyabench process on allocator LABEL
+run() {
+	label=$1
+	shift
+	case $label in
+	pyalloc|pyalloc-debug)
+		set -- ./pyabench --alloc="$label" --label="$label" "$@" ;;
+	glibc)
+		set -- ./pyabench --alloc=system --label=glibc "$@" ;;
+	jemalloc)
+		set -- env LD_PRELOAD=/pyalloc/libjemalloc.so.2 \
+			./pyabench --alloc=system --label=jemalloc "$@" ;;
+	mimalloc)
+		set -- env LD_PRELOAD=/pyalloc/libmimalloc.so.2 \
+			./pyabench --alloc=system --label=mimalloc "$@" ;;
+	tcmalloc)
+		set -- env LD_PRELOAD=/pyalloc/libtcmalloc_minimal.so.4 \
+			./pyabench --alloc=system --label=tcmalloc "$@" ;;
+	esac
+	if ! line=$("$@"); then
+		echo "FAILED: $*" >>$out/failures.txt
+		echo "pyabench: FAILED: $*" >&2
+		return 1
+	fi
+	echo "$line"
+	echo "  $line" >&2
+}
+
+wargs() {
+	case $1 in
+	steady) echo "--workload=steady --live=20000" ;;
+	growth) echo "--workload=growth --count=20000" ;;
+	prodcons) echo "--workload=prodcons" ;;
+	fixed*) echo "--workload=fixed --live=20000 --size=${1#fixed}" ;;
+	larson) echo "--workload=larson --threads=4" ;;
+	esac
+}
+
+./pyabench --header --workload=steady >$out/throughput.csv
+./pyabench --header --workload=mem >$out/memory.csv
+
+t0=$(date +%s)
+rep=1
+while [ $rep -le "$REPS" ]; do
+	order=$(rotate $((rep - 1)) $ALLOCS)
+	for w in $WORKLOADS; do
+		for a in $order; do
+			# shellcheck disable=SC2046
+			run "$a" $(wargs "$w") --seconds="$SECS" --rep=$rep \
+				>>$out/throughput.csv
+		done
+	done
+	echo "pyabench: throughput repetition $rep done after $(($(date +%s) - t0))s"
+	rep=$((rep + 1))
+done
+
+# Memory: the debug heap holds the same pages as the default heap (it only
+# skips the magazines), so it is not measured separately.
+rep=1
+while [ $rep -le "$MEMREPS" ]; do
+	for z in $MEMSIZES; do
+		for a in $ALLOCS; do
+			[ "$a" = pyalloc-debug ] && continue
+			run "$a" --workload=mem --size="$z" --count="$MEMCOUNT" \
+				--rep=$rep >>$out/memory.csv
+		done
+	done
+	echo "pyabench: memory repetition $rep done after $(($(date +%s) - t0))s"
+	rep=$((rep + 1))
+done
+
+cat $out/throughput.csv $out/memory.csv
+[ ! -s $out/failures.txt ]
