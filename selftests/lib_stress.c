@@ -240,7 +240,7 @@ FIXTURE_TEARDOWN(stress)
 	pthread_mutex_destroy(&self->s.lock);
 }
 
-TEST_F(stress, shadow_model)
+TEST_F_TIMEOUT(stress, shadow_model, 300)
 {
 	struct shared *s = &self->s;
 	struct pya_stats st;
