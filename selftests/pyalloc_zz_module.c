@@ -215,4 +215,44 @@ TEST_F(mod, unload_when_idle_then_reload)
 	EXPECT_EQ(0, pya_param("pages_held"));
 }
 
+/*
+ * arena_kb accepts powers of two from 4 to 4096 and nothing else; the
+ * geometry follows it: 9 blocks of 512 bytes need 2 pools, which is one
+ * arena of 1 MiB but two arenas of one pool each at 4 KiB.
+ */
+TEST_F(mod, arena_size_parameter)
+{
+	static const struct { const char *params; __u32 arena, arenas; } ok[] = {
+		{ "arena_kb=1024", 1 << 20, 1 },
+		{ "arena_kb=4", 4096, 2 },
+	};
+	struct pyalloc_stats st;
+	struct pyalloc_info info;
+	__u64 offs[9];
+	unsigned int i;
+	int fd;
+
+	ASSERT_EQ(0, rmmod());
+	EXPECT_EQ(-EINVAL, insmod("arena_kb=3"));
+	EXPECT_EQ(-EINVAL, insmod("arena_kb=2"));
+	EXPECT_EQ(-EINVAL, insmod("arena_kb=8192"));
+	EXPECT_FALSE(module_loaded());
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ASSERT_EQ(0, insmod(ok[i].params)) TH_LOG("%s", ok[i].params);
+		fd = pya_open();
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, pya_info(fd, &info));
+		EXPECT_EQ(ok[i].arena, info.arena_size);
+		EXPECT_EQ(ok[i].arena / 4096, info.pools_per_arena);
+		ASSERT_EQ(0, pya_alloc(fd, 512, 9, offs, NULL));
+		ASSERT_EQ(0, pya_stats(fd, &st));
+		EXPECT_EQ(ok[i].arenas, st.arenas_current);
+		EXPECT_EQ(2, st.pages);
+		close(fd);
+		EXPECT_EQ(0, pya_param("pages_held"));
+		ASSERT_EQ(0, rmmod());
+	}
+	/* The teardown loads it again with the saved parameters. */
+}
+
 PYALLOC_TEST_MAIN
