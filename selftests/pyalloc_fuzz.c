@@ -115,10 +115,21 @@ static bool chance(uint64_t *s, unsigned int percent)
 
 /* ---- shared state ---- */
 
+enum {
+	OP_ALLOC, OP_FREE, OP_IOCTL, OP_TOUCH, OP_MM, OP_KCOPY, OP_FORK,
+	OP_REPLACE, NOPS
+};
+
+static const char *const op_names[NOPS] = {
+	"alloc", "free", "ioctl", "touch", "mm", "kcopy", "fork", "replace",
+};
+
 /* Counters in memory shared by all processes of the run. */
 struct shared {
 	uint64_t ops[MAX_PROCS];	/* per worker slot, this round */
 	uint64_t total;			/* all rounds, flushed ops */
+	uint64_t count[NOPS];		/* per kind of operation */
+	uint64_t ns[NOPS];		/* time spent in them */
 };
 
 struct heap {
@@ -227,13 +238,16 @@ static uint64_t pick_off(struct thread *t, struct heap *h)
 {
 	unsigned int i = h - t->w->heaps;
 
-	switch (below(&t->rng, 8)) {
+	switch (below(&t->rng, 10)) {
 	case 0:
 		return below(&t->rng, h->wsize);
 	case 1:		/* near the end, or beyond */
 		return h->wsize - PAGE * 4 + below(&t->rng, PAGE * 8);
 	case 2:
 	case 3:
+	case 4:
+	case 5:
+	case 6:
 		if (t->nlive[i])
 			return t->live[i][below(&t->rng, t->nlive[i])] +
 			       (chance(&t->rng, 80) ? 0 : below(&t->rng, 600));
@@ -382,7 +396,7 @@ static void op_alloc(struct thread *t)
 	    a->offsets == (uintptr_t)offs && count <= PYALLOC_MAX_BATCH) {
 		remember(t, hi, offs, count);
 		/* Write to some of the new blocks. */
-		for (unsigned int i = 0; i < count && i < 8; i++)
+		for (unsigned int i = 0; i < count && i < 3; i++)
 			touch(h->base + offs[i], true, offs[i]);
 	}
 }
@@ -635,7 +649,7 @@ static void op_mm(struct thread *t)
 static void op_touch(struct thread *t)
 {
 	struct heap *h = pick_heap(t, NULL);
-	unsigned int i, n = 1 + below(&t->rng, 8);
+	unsigned int i, n = 1 + below(&t->rng, 3);
 
 	for (i = 0; i < n; i++) {
 		uint64_t off = pick_off(t, h);
@@ -731,26 +745,38 @@ static void op_fork(struct thread *t)
 	}
 }
 
+/* Per mille of each kind of operation, in enum order. */
+static const unsigned int op_weight[NOPS] = {
+	270, 200, 250, 90, 110, 70, 3, 7,
+};
+
+static uint64_t ns_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
 static void do_op(struct thread *t)
 {
-	unsigned int r = below(&t->rng, 1000);
+	unsigned int r = below(&t->rng, 1000), k;
+	uint64_t t0 = ns_now();
 
-	if (r < 300)
-		op_alloc(t);
-	else if (r < 520)
-		op_free(t);
-	else if (r < 640)
-		op_ioctl(t);
-	else if (r < 760)
-		op_touch(t);
-	else if (r < 880)
-		op_mm(t);
-	else if (r < 960)
-		op_kcopy(t);
-	else if (r < 990)
-		op_fork(t);
-	else
-		op_replace(t);
+	for (k = 0; k < NOPS - 1 && r >= op_weight[k]; k++)
+		r -= op_weight[k];
+	switch (k) {
+	case OP_ALLOC: op_alloc(t); break;
+	case OP_FREE: op_free(t); break;
+	case OP_IOCTL: op_ioctl(t); break;
+	case OP_TOUCH: op_touch(t); break;
+	case OP_MM: op_mm(t); break;
+	case OP_KCOPY: op_kcopy(t); break;
+	case OP_FORK: op_fork(t); break;
+	default: op_replace(t); break;
+	}
+	__atomic_add_fetch(&t->w->sh->count[k], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&t->w->sh->ns[k], ns_now() - t0, __ATOMIC_RELAXED);
 }
 
 static void flush(struct thread *t)
@@ -1057,6 +1083,10 @@ int main(int argc, char **argv)
 	printf("# %llu operations in %llu rounds, %u workers killed, %.1fs\n",
 	       (unsigned long long)sh->total, (unsigned long long)round,
 	       killed, now() - t0);
+	for (i = 0; i < NOPS; i++)
+		printf("#   %-8s %9llu ops, %8.1f us each\n", op_names[i],
+		       (unsigned long long)sh->count[i],
+		       sh->count[i] ? sh->ns[i] / 1e3 / sh->count[i] : 0.0);
 
 	/* Reap the orphans, then every heap is closed: nothing may be held. */
 	for (i = 0; i < 3000; i++) {

@@ -19,6 +19,9 @@
 #   --timeout SECS     hard limit for the whole VM run (default 900)
 #   --mem MB           guest memory (default 2048)
 #   --append "..."     extra kernel command line
+#   --slab-debug FLAGS slab_debug= flags (default FZPU; "-" for none, as on
+#                      the KASAN kernel of the debug lane, where they only
+#                      repeat KASAN's checks and cost time)
 #
 # The guest's verdict is the exit status: the command's status, or for
 # --selftests 0 only if no test reported "not ok" (with both, the first
@@ -47,6 +50,7 @@ log=$top/build/vm/console.log
 timeout_s=900
 mem=2048
 append=
+slabflags=FZPU
 cmd=()
 
 die() { echo "vm/run.sh: $*" >&2; exit 2; }
@@ -64,8 +68,9 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--append) append=$2; shift 2 ;;
+	--slab-debug) slabflags=$2; shift 2 ;;
 	--) shift; cmd=("$@"); break ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -82,8 +87,8 @@ envfile=$CACHE/$series.env
 
 # slab debugging: 6.12 spells it slab_debug, 6.1 slub_debug.
 case $series in
-6.1) slabdbg=slub_debug=FZPU ;;
-*) slabdbg=slab_debug=FZPU ;;
+6.1) slabdbg=slub_debug=$slabflags ;;
+*) slabdbg=slab_debug=$slabflags ;;
 esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pyalloc-vm.XXXXXX")
