@@ -391,6 +391,21 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	return 0;
 }
 
+/* Release every entirely empty arena, the kept one included; pages freed. */
+u64 pya_allocator_trim(struct pya_allocator *a)
+{
+	struct pya_arena *arena, *tmp;
+	u64 pages = 0;
+
+	list_for_each_entry_safe(arena, tmp, &a->arenas, all_link) {
+		if (!pya_arena_empty(arena))
+			continue;
+		pages += arena->ncarved;
+		arena_release(a, arena);
+	}
+	return pages;
+}
+
 /* The page backing window page @pgoff, or NULL if no carved pool is there. */
 void *pya_page_at(struct pya_allocator *a, u64 pgoff)
 {

@@ -80,6 +80,8 @@ void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count);
 int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad);
 
+u64 pya_allocator_trim(struct pya_allocator *a);
+
 void *pya_page_at(struct pya_allocator *a, u64 pgoff);
 void pya_allocator_stats(const struct pya_allocator *a,
 			 struct pyalloc_stats *st);

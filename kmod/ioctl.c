@@ -245,6 +245,28 @@ static long pya_ioc_stats(struct pya_heap *heap, unsigned int cmd,
 	return err;
 }
 
+static long pya_ioc_trim(struct pya_heap *heap, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct pyalloc_trim __user *ureq = (void __user *)arg;
+	struct pyalloc_trim req;
+	long err;
+
+	err = copy_in(&req, sizeof(req), PYALLOC_TRIM_SIZE_VER0, cmd, arg);
+	if (err)
+		return err;
+	if (req.flags || req.reserved)
+		return -EINVAL;
+	/* Like FREE: make sure the answer can be delivered before acting. */
+	if (put_user(0, &ureq->pages))
+		return -EFAULT;
+	mutex_lock(&heap->lock);
+	req.pages = pya_allocator_trim(&heap->alloc);
+	mutex_unlock(&heap->lock);
+	/* The pages are gone either way; a racing unmap only loses the count. */
+	return put_user(req.pages, &ureq->pages) ? -EFAULT : 0;
+}
+
 /* Same command number and direction; the size may differ (see above). */
 static bool cmd_matches(unsigned int cmd, unsigned int canon)
 {
@@ -267,5 +289,7 @@ long pya_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return pya_ioc_free(heap, cmd, arg);
 	if (cmd_matches(cmd, PYALLOC_IOC_STATS))
 		return pya_ioc_stats(heap, cmd, arg);
+	if (cmd_matches(cmd, PYALLOC_IOC_TRIM))
+		return pya_ioc_trim(heap, cmd, arg);
 	return -ENOTTY;
 }

@@ -498,6 +498,38 @@ TEST(flush_returns_blocks)
 	EXPECT_EQ(0, pya_heap_close(h));
 }
 
+#ifndef PYA_FAKE_DEVICE
+/* Trim: after everything is freed the kernel holds no page for the heap. */
+TEST(trim_returns_every_page)
+{
+	pya_heap_t *h = pya_heap_open(NULL);
+	struct pya_stats st;
+	static void *p[3000];
+	int i;
+
+	ASSERT_NE(NULL, h);
+	for (i = 0; i < 3000; i++) {
+		p[i] = pya_heap_malloc(h, 24 + i % 400);
+		ASSERT_NE(NULL, p[i]);
+	}
+	for (i = 0; i < 3000; i++)
+		pya_heap_free(h, p[i]);
+	EXPECT_EQ(0, pya_heap_flush(h));
+	ASSERT_EQ(0, pya_heap_stats(h, &st));
+	EXPECT_EQ(0, st.bytes_in_use);
+	EXPECT_LT(0, st.pages);		/* the kept empty arena */
+	EXPECT_EQ(0, pya_heap_trim(h));
+	ASSERT_EQ(0, pya_heap_stats(h, &st));
+	EXPECT_EQ(0, st.pages);
+	EXPECT_EQ(0, st.arenas_current);
+	/* It works on. */
+	p[0] = pya_heap_malloc(h, 24);
+	ASSERT_NE(NULL, p[0]);
+	pya_heap_free(h, p[0]);
+	EXPECT_EQ(0, pya_heap_close(h));
+}
+#endif
+
 #ifdef PYA_FAKE_DEVICE
 /* Without the device, small requests fail with ENODEV; large ones, which
  * never touch it, still work. */

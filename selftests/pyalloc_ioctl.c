@@ -27,6 +27,7 @@ TEST(struct_sizes_match_ver0)
 	EXPECT_EQ(PYALLOC_ALLOC_SIZE_VER0, sizeof(struct pyalloc_alloc));
 	EXPECT_EQ(PYALLOC_FREE_SIZE_VER0, sizeof(struct pyalloc_free));
 	EXPECT_EQ(PYALLOC_STATS_SIZE_VER0, sizeof(struct pyalloc_stats));
+	EXPECT_EQ(PYALLOC_TRIM_SIZE_VER0, sizeof(struct pyalloc_trim));
 	EXPECT_EQ(sizeof(struct pyalloc_info), _IOC_SIZE(PYALLOC_IOC_INFO));
 	EXPECT_EQ(sizeof(struct pyalloc_stats), _IOC_SIZE(PYALLOC_IOC_STATS));
 }
@@ -34,9 +35,11 @@ TEST(struct_sizes_match_ver0)
 TEST_F(heap, unknown_command_enotty)
 {
 	static const unsigned long cmds[] = {
-		_IOWR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_alloc),
-		_IOR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_info),
-		_IO(PYALLOC_IOC_MAGIC, 0x05),
+		_IOWR(PYALLOC_IOC_MAGIC, 0x06, struct pyalloc_alloc),
+		_IOR(PYALLOC_IOC_MAGIC, 0x06, struct pyalloc_info),
+		_IO(PYALLOC_IOC_MAGIC, 0x06),
+		/* TRIM's number in the wrong direction. */
+		_IOR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_trim),
 		_IOWR(PYALLOC_IOC_MAGIC, 0x7f, __u64),
 		_IOWR(PYALLOC_IOC_MAGIC, 0xff, struct pyalloc_stats),
 		/* A real number under another magic. */

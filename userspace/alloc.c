@@ -219,3 +219,20 @@ int pya_heap_flush(pya_heap_t *h)
 		return 0;	/* never opened: nothing cached */
 	return pyai_flush_thread(h);
 }
+
+/*
+ * malloc_trim() for a heap: the calling thread's cached blocks go back, then
+ * the kernel releases the empty arena it keeps against thrashing.
+ */
+int pya_heap_trim(pya_heap_t *h)
+{
+	struct pyalloc_trim t = { 0 };
+
+	if (!h)
+		h = __atomic_load_n(&pyai_default, __ATOMIC_ACQUIRE);
+	if (!h)
+		return 0;	/* never opened: nothing held */
+	if (pyai_flush_thread(h))
+		return -1;
+	return pyai_heap_ioctl(h, NULL, PYALLOC_IOC_TRIM, &t) ? -1 : 0;
+}

@@ -278,6 +278,18 @@ static void test_arena_release(void)
 	st = stats_of(f);
 	CHECK(st.arenas_current == 1 && st.arenas_allocated == 3 &&
 	      st.pages == 64);
+	/* Trim releases nothing in use... */
+	CHECK(pya_allocator_trim(&f->a) == 0);
+	CHECK(stats_of(f).pages == 64);
+	/* ...and the kept empty arena once everything is free. */
+	free_many(f, offs, 512);
+	CHECK(pya_allocator_trim(&f->a) == 64);
+	st = stats_of(f);
+	CHECK(st.arenas_current == 0 && st.pages == 0 && st.pools_empty == 0);
+	CHECK(st.arenas_reclaimed == 3 && f->unmaps == 3 && f->pages_live == 0);
+	/* And the heap works on. */
+	alloc_many(f, offs, 10, 8);
+	CHECK(stats_of(f).arenas_current == 1);
 	fake_destroy(f);
 }
 

@@ -177,6 +177,24 @@ struct pyalloc_stats {
 	struct pyalloc_class_stats classes[PYALLOC_MAX_CLASSES];
 };
 
+/**
+ * struct pyalloc_trim - give empty arenas back (PYALLOC_IOC_TRIM)
+ * @flags:    must be 0
+ * @reserved: must be 0
+ * @pages:    out: pool pages returned to the kernel
+ *
+ * Like pymalloc, a heap keeps one entirely empty arena, pages included, so
+ * that a program hovering around an arena boundary does not allocate and
+ * free pages over and over.  PYALLOC_IOC_TRIM releases it now (as
+ * malloc_trim() does for glibc); the next allocation that needs it starts a
+ * new one.
+ */
+struct pyalloc_trim {
+	__u32 flags;
+	__u32 reserved;
+	__u64 pages;
+};
+
 #define PYALLOC_IOC_MAGIC	0xB7
 
 #define PYALLOC_IOC_INFO	_IOR(PYALLOC_IOC_MAGIC, 0x00, struct pyalloc_info)
@@ -184,6 +202,7 @@ struct pyalloc_stats {
 #define PYALLOC_IOC_ALLOC	_IOWR(PYALLOC_IOC_MAGIC, 0x02, struct pyalloc_alloc)
 #define PYALLOC_IOC_FREE	_IOWR(PYALLOC_IOC_MAGIC, 0x03, struct pyalloc_free)
 #define PYALLOC_IOC_STATS	_IOR(PYALLOC_IOC_MAGIC, 0x04, struct pyalloc_stats)
+#define PYALLOC_IOC_TRIM	_IOWR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_trim)
 
 /* Sizes of the first version of each struct: the smallest accepted. */
 #define PYALLOC_INFO_SIZE_VER0		48
@@ -191,5 +210,6 @@ struct pyalloc_stats {
 #define PYALLOC_ALLOC_SIZE_VER0		24
 #define PYALLOC_FREE_SIZE_VER0		24
 #define PYALLOC_STATS_SIZE_VER0		1656
+#define PYALLOC_TRIM_SIZE_VER0		16
 
 #endif /* _UAPI_LINUX_PYALLOC_H */

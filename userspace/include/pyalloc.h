@@ -104,6 +104,11 @@ PYA_API PYA_MALLOC_ATTR void *pya_heap_aligned_alloc(pya_heap_t *heap,
  * heap) to the kernel.  Never needed for correctness. */
 PYA_API int pya_heap_flush(pya_heap_t *heap);
 
+/* malloc_trim() for @heap (NULL: the default heap): flush the calling
+ * thread's cached blocks, then have the kernel release the entirely empty
+ * arena it keeps to avoid thrashing.  0, or -1 + errno. */
+PYA_API int pya_heap_trim(pya_heap_t *heap);
+
 /**
  * struct pya_class_stats - one size class
  * @block_size:    bytes per block
