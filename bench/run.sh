@@ -5,8 +5,8 @@
 #
 #   bench/run.sh
 #
-# Environment: BENCH_REPS (throughput repetitions, 10), BENCH_SECS (timed
-# seconds per run, 0.5), BENCH_MEMREPS (memory repetitions, 3),
+# Environment: BENCH_REPS (throughput repetitions, 15), BENCH_SECS (timed
+# seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
 # BENCH_OUT (results directory, bench/results).
 #
 # Installs its Debian packages if missing (apt-get update only then), builds
@@ -19,8 +19,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 start=$(date +%s)
 
-REPS=${BENCH_REPS:-10}
-SECS=${BENCH_SECS:-0.5}
+REPS=${BENCH_REPS:-15}
+SECS=${BENCH_SECS:-0.4}
 MEMREPS=${BENCH_MEMREPS:-3}
 OUT=${BENCH_OUT:-$here/results}
 
