@@ -27,6 +27,8 @@
  * gives every page back.  Leaks of kernel memory are kmemleak's business:
  * make check-debug scans after the run.
  *
+ * PYALLOC_NTH_VERBOSE=1 in the environment prints every point's outcome.
+ *
  * Without fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS and the fail_*
  * directories in debugfs, /proc/thread-self/fail-nth) every test skips.
  * Without the stack trace filter the "alloc" variant counts every failure
@@ -383,6 +385,13 @@ static int call_config_larger(struct ctx *c)
 	return pya_ioctl(c->fd, PYA_IOC_W(1, sizeof(big)), &big);
 }
 
+static int call_trim(struct ctx *c)
+{
+	struct pyalloc_trim tr = { 0 };
+
+	return pya_ioctl(c->fd, PYALLOC_IOC_TRIM, &tr);
+}
+
 static int call_alloc_one(struct ctx *c)
 {
 	return pya_alloc(c->fd, 64, 1, c->out, NULL);
@@ -552,6 +561,8 @@ static const struct scenario sc_alloc_kept = {
 static const struct scenario sc_alloc_limit = {
 	"ALLOC at the memory limit", false, setup_at_limit,
 	call_alloc_new_class };
+static const struct scenario sc_trim = {
+	"TRIM of a kept empty arena", false, setup_kept_empty, call_trim };
 static const struct scenario sc_free_small = {
 	"FREE", false, setup_free_small, call_free };
 static const struct scenario sc_free_release = {
@@ -621,6 +632,8 @@ static void __sweep(struct __test_metadata *_metadata,
 	struct pyalloc_stats before, after, ref;
 	long long base_held, held_before, ref_held, heaps;
 	unsigned int n, errors = 0, absorbed = 0;
+	const char *env = getenv("PYALLOC_NTH_VERBOSE");
+	bool verbose = env && *env && strcmp(env, "0");
 	struct ctx c;
 	int ret;
 
@@ -658,6 +671,10 @@ static void __sweep(struct __test_metadata *_metadata,
 		nth_set(n);
 		ret = sc->call(&c);
 		fired = nth_fired();
+		if (verbose)
+			ksft_print_msg("%s, point %u: %s, %s\n", sc->name, n,
+				       fired ? "injected" : "not reached",
+				       ret ? strerror(-ret) : "success");
 
 		if (sc->is_open && !ret)
 			ASSERT_EQ(0, ctx_map(&c));
@@ -769,6 +786,11 @@ TEST_F_TIMEOUT(nth, free, 300)
 {
 	sweep(&sc_free_small);
 	sweep(&sc_free_release);
+}
+
+TEST_F_TIMEOUT(nth, trim, 300)
+{
+	sweep(&sc_trim);
 }
 
 TEST_F_TIMEOUT(nth, first_touch, 300)

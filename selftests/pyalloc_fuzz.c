@@ -21,7 +21,7 @@
  *   - ALLOC and FREE, mostly well formed, with wrong sizes, counts, flags,
  *     reserved fields, duplicate, wild and misaligned offsets, offsets of
  *     other threads and heaps
- *   - INFO, STATS, CONFIG and random commands: wrong magic, number,
+ *   - INFO, STATS, CONFIG, TRIM and random commands: wrong magic, number,
  *     direction and size
  *   - as the user pointer of any of them (the struct or the offsets array):
  *     NULL, an address below mmap_min_addr, a kernel and a non-canonical
@@ -478,10 +478,22 @@ static void op_ioctl(struct thread *t)
 	void *arg;
 	size_t i;
 
-	switch (below(&t->rng, 6)) {
+	switch (below(&t->rng, 7)) {
 	case 0:
 		cmd = PYALLOC_IOC_INFO;
 		break;
+	case 3: {	/* releases the kept empty arena under the others */
+		struct pyalloc_trim *tr = (void *)t->argbuf;
+
+		memset(tr, 0, sizeof(*tr));
+		if (chance(&t->rng, 10))
+			tr->flags = 1U << below(&t->rng, 32);
+		if (chance(&t->rng, 10))
+			tr->reserved = rnd(&t->rng) | 1;
+		tr->pages = rnd(&t->rng);
+		cmd = PYALLOC_IOC_TRIM;
+		break;
+	}
 	case 1:
 		cmd = PYALLOC_IOC_STATS;
 		break;
