@@ -13,7 +13,8 @@
  *   others:   resident set growth (/proc/self/statm) over a baseline
  *             taken after one warm-up malloc/free
  * at the peak, after freeing everything, and after an explicit release:
- * pya_heap_flush() (the thread's magazines), malloc_trim(0) (glibc),
+ * pya_heap_trim() (the thread's magazines and the kept empty arena),
+ * malloc_trim(0) (glibc),
  * mallctl("arena.4096.purge") (jemalloc), mi_collect(true) (mimalloc),
  * MallocExtension_ReleaseFreeMemory() (tcmalloc).
  */
@@ -58,8 +59,10 @@ static const char *release(void)
 	void (*tc_release)(void);
 
 	if (bench_kind != ALLOC_SYSTEM) {
-		pya_heap_flush(bench_heap);
-		return "pya_heap_flush";
+		/* Flushes the thread's magazines, then releases the empty
+		 * arena the kernel keeps against thrashing. */
+		pya_heap_trim(bench_heap);
+		return "pya_heap_trim";
 	}
 	*(void **)&mallctl = dlsym(RTLD_DEFAULT, "mallctl");
 	*(void **)&mi_collect = dlsym(RTLD_DEFAULT, "mi_collect");

@@ -250,7 +250,7 @@ def main():
     L.append("")
     L.append("Share of the peak given back to the kernel once every object is "
              "freed: as left by `free()`, and after the allocator's explicit "
-             "release call (pyalloc `pya_heap_flush`, glibc `malloc_trim(0)`, "
+             "release call (pyalloc `pya_heap_trim`, glibc `malloc_trim(0)`, "
              "jemalloc `arena.<all>.purge`, mimalloc `mi_collect(true)`, "
              "tcmalloc `MallocExtension_ReleaseFreeMemory`):")
     L.append("")
@@ -309,7 +309,7 @@ def main():
         if (z, "pyalloc") not in mm:
             continue
         d = mm[z, "pyalloc"]
-        for key, how in (("ret", "after free"), ("ret_rel", "after free + flush")):
+        for key, how in (("ret", "after free"), ("ret_rel", "after free + pya_heap_trim")):
             v = d[key][0]
             left = d["left" if key == "ret" else "left_rel"][0]
             L.append(f"| >= 99% of pages returned, {z} B, {how} | {pct(v)} "
