@@ -35,6 +35,10 @@
 # Only one VM runs at a time (flock on the cache): the machine has 2 cores.
 set -euo pipefail
 
+# One compound command: bash reads all of it before running any, so editing
+# this file while a run waits for the VM lock cannot break that run.
+{
+
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 CACHE=${PYALLOC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyalloc}
@@ -278,3 +282,4 @@ fi
 
 echo "vm/run.sh: guest verdict $rc after ${elapsed}s" >&2
 exit "$rc"
+}
