@@ -1074,6 +1074,10 @@ int main(int argc, char **argv)
 				}
 			}
 			if (sh->total != last) {
+				if (sh->total / 100000 != last / 100000)
+					printf("# %llu operations, %.0fs\n",
+					       (unsigned long long)sh->total,
+					       now() - t0);
 				last = sh->total;
 				last_progress = now();
 			} else if (now() - last_progress > opt_watchdog) {
