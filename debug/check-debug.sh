@@ -87,17 +87,7 @@ vmrc=$?
 wait
 
 # The selftests' cases, counted as scripts/check.sh does.
-counts=$(awk '
-	/^# (ok|not ok) [0-9]+ / {
-		if ($2 == "not") { f++; pf++ }
-		else if ($0 ~ /# SKIP/) s++
-		else p++
-		next
-	}
-	/^not ok [0-9]+ selftests: / { if (!pf) f++; pf = 0; next }
-	/^ok [0-9]+ selftests: .*# SKIP/ { if (!pf) s++; pf = 0; next }
-	/^ok [0-9]+ selftests: / { pf = 0; next }
-	END { printf "%d %d %d\n", p, f, s }' "$log")
+counts=$(scripts/ksft-count.sh "$log")
 read -r p f s <<<"$counts"
 echo "selftests: $p passed, $f failed, $s skipped"
 passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))

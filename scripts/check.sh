@@ -89,19 +89,7 @@ for ser in "${SERIES[@]}"; do
 	log=build/check/vm-$ser.log
 	vm/run.sh --kernel "$ser" --log "$log" --selftests selftests
 	vmrc=$?
-	# Count the harness's test cases; a program that failed without
-	# reporting a failing case (a crash, a timeout) counts as one.
-	counts=$(awk '
-		/^# (ok|not ok) [0-9]+ / {
-			if ($2 == "not") { f++; pf++ }
-			else if ($0 ~ /# SKIP/) s++
-			else p++
-			next
-		}
-		/^not ok [0-9]+ selftests: / { if (!pf) f++; pf = 0; next }
-		/^ok [0-9]+ selftests: .*# SKIP/ { if (!pf) s++; pf = 0; next }
-		/^ok [0-9]+ selftests: / { pf = 0; next }
-		END { printf "%d %d %d\n", p, f, s }' "$log")
+	counts=$(scripts/ksft-count.sh "$log")
 	read -r p f s <<<"$counts"
 	if [ "$vmrc" != 0 ] && [ "$f" = 0 ]; then
 		echo "check: the VM run failed (status $vmrc) outside any test"
