@@ -55,6 +55,7 @@ void pya_allocator_destroy(struct pya_allocator *a)
 		a->ops->slot_free(a, arena->index);
 		list_del(&arena->all_link);
 		pya_free_mem(arena);
+		pya_cond_resched();
 	}
 	a->arenas_current = 0;
 	pya_arena_order_destroy(&a->order);
@@ -301,7 +302,9 @@ static void rollback_blocks(struct pya_allocator *a, const u64 *offsets,
  */
 int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out)
 {
-	unsigned int cls = pya_class_of(size, a->class_shift);
+	/* @size comes from user space: no speculation past the class table. */
+	unsigned int cls = array_index_nospec(pya_class_of(size, a->class_shift),
+					      a->nclasses);
 	struct list_head *used = &a->usedpools[cls];
 	struct pya_pool *pool;
 	unsigned int idx;
@@ -402,8 +405,121 @@ u64 pya_allocator_trim(struct pya_allocator *a)
 			continue;
 		pages += arena->ncarved;
 		arena_release(a, arena);
+		pya_cond_resched();
 	}
 	return pages;
+}
+
+/*
+ * Fork copies.  @dst is freshly initialised with @src's geometry; give it
+ * the same arenas in the same window slots, the same pools with the same
+ * bitmaps, copies of their pages, and the same statistics, so that every
+ * block allocated in @src is allocated at the same offset in @dst.  The
+ * lists are rebuilt in @src's order, so the copy also makes the same
+ * choices as the original from then on.  On failure @dst holds whatever
+ * was built and pya_allocator_destroy() frees it.
+ */
+static struct pya_pool *pool_twin(struct pya_allocator *dst,
+				  const struct pya_pool *pool)
+{
+	u32 ppa_shift = dst->arena_shift - PYA_POOL_SHIFT;
+	struct pya_arena *arena = dst->ops->slot_lookup(dst,
+							pool->pgoff >> ppa_shift);
+
+	return &arena->pools[pool->pgoff & (dst->pools_per_arena - 1)];
+}
+
+static int arena_clone(struct pya_allocator *dst,
+		       const struct pya_arena *src)
+{
+	struct pya_arena *arena;
+	u32 i;
+	int err;
+
+	arena = pya_arena_create(src->npools, src->create_gen);
+	if (!arena)
+		return -ENOMEM;
+	err = dst->ops->slot_store(dst, arena, src->index);
+	if (err) {
+		pya_free_mem(arena);
+		return err;
+	}
+	pya_arena_place(arena, src->index);
+	list_add_tail(&arena->all_link, &dst->arenas);
+	arena->nfreepools = src->nfreepools;
+	for (i = 0; i < src->ncarved; i++) {
+		const struct pya_pool *sp = &src->pools[i];
+		struct pya_pool *dp = &arena->pools[i];
+
+		err = dst->ops->page_copy(dst, dp, sp);
+		if (err)
+			return err;
+		dp->carve_gen = sp->carve_gen;
+		dp->nused = sp->nused;
+		dp->nblocks = sp->nblocks;
+		dp->block_size = sp->block_size;
+		dp->cls = sp->cls;
+		bitmap_copy(dp->map, sp->map, PYA_POOL_MAX_BLOCKS);
+		arena->ncarved++;
+		dst->pages++;
+	}
+	return 0;
+}
+
+int pya_allocator_clone(struct pya_allocator *dst,
+			const struct pya_allocator *src)
+{
+	const struct pya_arena *sa;
+	const struct pya_pool *sp;
+	unsigned int c, n;
+	int err;
+
+	dst->class_shift = src->class_shift;
+	dst->nclasses = src->nclasses;
+	dst->mem_limit = src->mem_limit;
+	list_for_each_entry(sa, &src->arenas, all_link) {
+		err = arena_clone(dst, sa);
+		if (err)
+			return err;
+		dst->arenas_current++;
+		pya_cond_resched();
+	}
+	/* Every arena and page is there: rebuild the lists in order. */
+	for (c = 0; c < PYALLOC_MAX_CLASSES; c++) {
+		list_for_each_entry(sp, &src->usedpools[c], link)
+			list_add_tail(&pool_twin(dst, sp)->link,
+				      &dst->usedpools[c]);
+		dst->class_pools[c] = src->class_pools[c];
+		dst->class_used[c] = src->class_used[c];
+	}
+	list_for_each_entry(sa, &src->arenas, all_link) {
+		struct pya_arena *da = dst->ops->slot_lookup(dst, sa->index);
+
+		list_for_each_entry(sp, &sa->empty_pools, link)
+			list_add_tail(&pool_twin(dst, sp)->link,
+				      &da->empty_pools);
+	}
+	for (n = 1; n <= src->order.npools; n++) {
+		list_for_each_entry(sa, &src->order.buckets[n], order_link) {
+			struct pya_arena *da = dst->ops->slot_lookup(dst,
+								     sa->index);
+
+			list_add_tail(&da->order_link, &dst->order.buckets[n]);
+			__set_bit(n, dst->order.nonempty);
+		}
+	}
+	dst->nempty_arenas = src->nempty_arenas;
+	dst->gen = src->gen;
+	dst->prev_highwater = src->prev_highwater;
+	dst->pools_empty = src->pools_empty;
+	dst->arenas_highwater = src->arenas_highwater;
+	dst->arenas_allocated = src->arenas_allocated;
+	dst->arenas_reclaimed = src->arenas_reclaimed;
+	dst->alloc_calls = src->alloc_calls;
+	dst->free_calls = src->free_calls;
+	dst->blocks_allocated = src->blocks_allocated;
+	dst->blocks_freed = src->blocks_freed;
+	return 0;
 }
 
 /* The page backing window page @pgoff, or NULL if no carved pool is there. */
@@ -420,8 +536,10 @@ void *pya_page_at(struct pya_allocator *a, u64 pgoff)
 	return arena->pools[pgoff & (a->pools_per_arena - 1)].page;
 }
 
+/* Totals into @st (the rest of it zeroed), per class into @cls[nclasses]. */
 void pya_allocator_stats(const struct pya_allocator *a,
-			 struct pyalloc_stats *st)
+			 struct pyalloc_stats *st,
+			 struct pyalloc_class_stats *cls)
 {
 	unsigned int c;
 
@@ -429,7 +547,7 @@ void pya_allocator_stats(const struct pya_allocator *a,
 	st->granularity = 1U << a->class_shift;
 	st->num_classes = a->nclasses;
 	for (c = 0; c < a->nclasses; c++) {
-		struct pyalloc_class_stats *cs = &st->classes[c];
+		struct pyalloc_class_stats *cs = &cls[c];
 		u32 bsize = pya_class_size(c, a->class_shift);
 		u64 nblocks = (u64)a->class_pools[c] * pya_blocks_per_pool(bsize);
 

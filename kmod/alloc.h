@@ -27,8 +27,17 @@ struct pya_backend_ops {
 	/* Store @arena in the lowest free window slot, setting *index. */
 	int (*slot_alloc)(struct pya_allocator *a, struct pya_arena *arena,
 			  u32 *index);
+	/* Store @arena in window slot @index, which is free (fork copies). */
+	int (*slot_store)(struct pya_allocator *a, struct pya_arena *arena,
+			  u32 index);
 	struct pya_arena *(*slot_lookup)(struct pya_allocator *a, u32 index);
 	void (*slot_free)(struct pya_allocator *a, u32 index);
+	/*
+	 * Give @dst a page holding a copy of @src's page (a fork copy), or
+	 * fail with -ENOMEM; like page_alloc, it is charged to the heap.
+	 */
+	int (*page_copy)(struct pya_allocator *a, struct pya_pool *dst,
+			 const struct pya_pool *src);
 	/* Remove every user mapping of @arena's pages; they are freed next. */
 	void (*arena_unmap)(struct pya_allocator *a, struct pya_arena *arena);
 };
@@ -74,6 +83,8 @@ int pya_allocator_init(struct pya_allocator *a,
 		       unsigned int arena_shift, u32 max_arenas, u64 mem_limit);
 void pya_allocator_destroy(struct pya_allocator *a);
 int pya_allocator_set_granularity(struct pya_allocator *a, u32 granularity);
+int pya_allocator_clone(struct pya_allocator *dst,
+			const struct pya_allocator *src);
 
 int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out);
 void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count);
@@ -84,7 +95,8 @@ u64 pya_allocator_trim(struct pya_allocator *a);
 
 void *pya_page_at(struct pya_allocator *a, u64 pgoff);
 void pya_allocator_stats(const struct pya_allocator *a,
-			 struct pyalloc_stats *st);
+			 struct pyalloc_stats *st,
+			 struct pyalloc_class_stats *cls);
 
 static inline u64 pya_window_size(const struct pya_allocator *a)
 {

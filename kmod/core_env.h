@@ -22,12 +22,15 @@
 #include <linux/math.h>
 #include <linux/nospec.h>
 #include <linux/overflow.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/types.h>
 #include <asm/page.h>
 
 #define pya_zalloc(size)	kvzalloc(size, GFP_KERNEL_ACCOUNT)
 #define pya_free_mem(ptr)	kvfree(ptr)
+/* Long loops over a heap's arenas give the CPU up now and then. */
+#define pya_cond_resched()	cond_resched()
 #else
 #include "host_env.h"
 #endif

@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Heaps: the lifetime of one open of /dev/pyalloc, and the backend that gives
- * the allocator (alloc.c) real pages, window slots and unmapping.
+ * Heaps and the open files that hold them, and the backend that gives the
+ * allocator (alloc.c) real pages, window slots and unmapping.
+ *
+ * Opening /dev/pyalloc creates a file with one heap, owned by the opener's
+ * mm.  In shared mode that heap serves everyone who holds the file.  In
+ * private mode each mm that has a heap in the file finds its own: the
+ * opener's, and the copies clone.c makes for forked children.
  */
 #include <linux/gfp.h>
+#include <linux/highmem.h>
 #include <linux/log2.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/user.h>
 #include <linux/slab.h>
 
 #include "pyalloc.h"
 
-/* Window offsets are kept below 2^44 so page offsets fit in 32 bits. */
-#define PYA_MAX_WINDOW_MB	(16 * 1024 * 1024UL)
+static atomic64_t pya_next_heap_id = ATOMIC64_INIT(0);
 
 static struct pya_heap *to_heap(struct pya_allocator *a)
 {
@@ -21,25 +28,53 @@ static struct pya_heap *to_heap(struct pya_allocator *a)
 
 /*
  * Pool pages are zeroed (user space must never see old kernel data) and
- * charged to the caller's memory cgroup.  They are reference counted: a page
- * still pinned by someone (O_DIRECT, vmsplice) when its arena is released
- * lives on until that reference drops, but is no longer in any heap.
+ * charged (account.c).  They are reference counted: a page still pinned by
+ * someone (O_DIRECT, vmsplice) when its arena is released lives on until
+ * that reference drops, but is no longer in any heap.
  */
 static int pya_page_alloc(struct pya_allocator *a, struct pya_pool *pool)
 {
-	struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	struct pya_heap *heap = to_heap(a);
+	struct page *page;
+	int err;
 
-	if (!page)
+	err = pya_charge_page(heap);
+	if (err)
+		return err;
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!page) {
+		pya_uncharge_pages(heap, 1);
 		return -ENOMEM;
+	}
 	pool->page = page;
-	atomic_long_inc(&pya_pages_held);
+	return 0;
+}
+
+/* A fork copy: same charging, the parent's contents instead of zeroes. */
+static int pya_page_copy(struct pya_allocator *a, struct pya_pool *dst,
+			 const struct pya_pool *src)
+{
+	struct pya_heap *heap = to_heap(a);
+	struct page *page;
+	int err;
+
+	err = pya_charge_page(heap);
+	if (err)
+		return err;
+	page = alloc_page(GFP_KERNEL_ACCOUNT);
+	if (!page) {
+		pya_uncharge_pages(heap, 1);
+		return -ENOMEM;
+	}
+	copy_highpage(page, src->page);
+	dst->page = page;
 	return 0;
 }
 
 static void pya_page_free(struct pya_allocator *a, struct pya_pool *pool)
 {
 	put_page(pool->page);
-	atomic_long_dec(&pya_pages_held);
+	pya_uncharge_pages(to_heap(a), 1);
 }
 
 static int pya_slot_alloc(struct pya_allocator *a, struct pya_arena *arena,
@@ -50,6 +85,12 @@ static int pya_slot_alloc(struct pya_allocator *a, struct pya_arena *arena,
 
 	/* A full window is a memory limit like any other. */
 	return err == -EBUSY ? -ENOMEM : err;
+}
+
+static int pya_slot_store(struct pya_allocator *a, struct pya_arena *arena,
+			  u32 index)
+{
+	return xa_insert(&to_heap(a)->arenas, index, arena, GFP_KERNEL_ACCOUNT);
 }
 
 static struct pya_arena *pya_slot_lookup(struct pya_allocator *a, u32 index)
@@ -63,61 +104,148 @@ static void pya_slot_free(struct pya_allocator *a, u32 index)
 }
 
 /*
- * Zap the arena's range from every mapping of the heap before its pages are
+ * Zap the arena's range from every mapping of the file before its pages are
  * freed.  The heap lock is held, so the fault handler cannot map them again.
+ * In private mode this also zaps the range in the other heaps' processes,
+ * which then fault their own pages in again: correct, only not free.
  */
 static void pya_arena_unmap(struct pya_allocator *a, struct pya_arena *arena)
 {
 	loff_t start = (loff_t)arena->index << a->arena_shift;
 
-	unmap_mapping_range(to_heap(a)->inode->i_mapping, start,
+	unmap_mapping_range(to_heap(a)->file->inode->i_mapping, start,
 			    1LL << a->arena_shift, 1);
 }
 
 static const struct pya_backend_ops pya_heap_backend = {
 	.page_alloc = pya_page_alloc,
+	.page_copy = pya_page_copy,
 	.page_free = pya_page_free,
 	.slot_alloc = pya_slot_alloc,
+	.slot_store = pya_slot_store,
 	.slot_lookup = pya_slot_lookup,
 	.slot_free = pya_slot_free,
 	.arena_unmap = pya_arena_unmap,
 };
 
-int pya_heap_open(struct inode *inode, struct file *file)
+/*
+ * A new, empty heap for @mm in @pf with @window_slots arenas of window.
+ * The caller links it on pf->heaps.  Charging follows the credentials of
+ * the caller: the opener, or the parent at fork, whose credentials the
+ * child inherits.
+ */
+struct pya_heap *pya_heap_create(struct pya_file *pf, struct mm_struct *mm,
+				 u32 window_slots)
 {
 	unsigned int arena_shift = ilog2(pya_arena_kb) + 10;
-	unsigned long window_mb = clamp(READ_ONCE(pya_window_mb), 1UL,
-					PYA_MAX_WINDOW_MB);
 	unsigned long limit_mb = min(READ_ONCE(pya_heap_limit_mb),
 				     (unsigned long)(U64_MAX >> 20));
-	u64 max_arenas = max_t(u64, ((u64)window_mb << 20) >> arena_shift, 1);
 	struct pya_heap *heap;
 	int err;
 
 	heap = kzalloc(sizeof(*heap), GFP_KERNEL_ACCOUNT);
 	if (!heap)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	mutex_init(&heap->lock);
 	xa_init_flags(&heap->arenas, XA_FLAGS_ALLOC);
+	INIT_LIST_HEAD(&heap->link);
 	err = pya_allocator_init(&heap->alloc, &pya_heap_backend, arena_shift,
-				 (u32)max_arenas, (u64)limit_mb << 20);
-	if (err)
-		goto err_free;
-	heap->inode = pya_alloc_inode();
-	if (IS_ERR(heap->inode)) {
-		err = PTR_ERR(heap->inode);
-		goto err_alloc;
+				 window_slots, (u64)limit_mb << 20);
+	if (err) {
+		mutex_destroy(&heap->lock);
+		kfree(heap);
+		return ERR_PTR(err);
 	}
-	file->f_mapping = heap->inode->i_mapping;
-	file->private_data = heap;
+	heap->file = pf;
+	heap->id = atomic64_inc_return(&pya_next_heap_id);
+	mmgrab(mm);
+	heap->mm = mm;
+	if (!capable(CAP_IPC_LOCK))
+		heap->user = get_uid(current_user());
 	atomic_inc(&pya_heaps_open);
-	return 0;
+	return heap;
+}
 
-err_alloc:
+/* Free everything @heap holds; no mapping may still show its pages. */
+void pya_heap_destroy(struct pya_heap *heap)
+{
 	pya_allocator_destroy(&heap->alloc);
-err_free:
+	xa_destroy(&heap->arenas);
+	if (heap->user)
+		free_uid(heap->user);
+	mmdrop(heap->mm);
 	mutex_destroy(&heap->lock);
 	kfree(heap);
+	atomic_dec(&pya_heaps_open);
+}
+
+/*
+ * The heap an ioctl of the current task acts on: the file's only heap in
+ * shared mode, the heap of the caller's mm in private mode.  EPERM when the
+ * caller's process has no heap in the file (it received the descriptor, or
+ * inherited it from a parent that had not mapped the window, so no copy
+ * was taken at fork); EIO when its fork copy could not be made.
+ */
+struct pya_heap *pya_heap_of_current(struct pya_file *pf)
+{
+	struct pya_heap *heap, *found = ERR_PTR(-EPERM);
+
+	mutex_lock(&pf->lock);
+	list_for_each_entry(heap, &pf->heaps, link) {
+		if (pf->mode == PYALLOC_MODE_SHARED || heap->mm == current->mm) {
+			found = heap->broken ? ERR_PTR(-EIO) : heap;
+			break;
+		}
+	}
+	mutex_unlock(&pf->lock);
+	return found;
+}
+
+/* The window of a new file: window_mb, clamped to a usable size. */
+static u32 default_window_slots(void)
+{
+	unsigned int arena_shift = ilog2(pya_arena_kb) + 10;
+	u64 slots = ((u64)READ_ONCE(pya_window_mb) << 20) >> arena_shift;
+
+	return clamp_t(u64, slots, 1, PYA_MAX_WINDOW_SLOTS);
+}
+
+int pya_file_open(struct inode *inode, struct file *file)
+{
+	struct pya_heap *heap;
+	struct pya_file *pf;
+	int err;
+
+	pf = kzalloc(sizeof(*pf), GFP_KERNEL_ACCOUNT);
+	if (!pf)
+		return -ENOMEM;
+	mutex_init(&pf->lock);
+	INIT_LIST_HEAD(&pf->heaps);
+	pf->mode = PYALLOC_MODE_SHARED;
+	pf->inode = pya_alloc_inode();
+	if (IS_ERR(pf->inode)) {
+		err = PTR_ERR(pf->inode);
+		goto err_free;
+	}
+	heap = pya_heap_create(pf, current->mm, default_window_slots());
+	if (IS_ERR(heap)) {
+		err = PTR_ERR(heap);
+		goto err_inode;
+	}
+	list_add(&heap->link, &pf->heaps);
+	pf->nheaps = 1;
+	file->f_mapping = pf->inode->i_mapping;
+	file->private_data = pf;
+	mutex_lock(&pya_files_lock);
+	list_add_tail(&pf->all_link, &pya_files);
+	mutex_unlock(&pya_files_lock);
+	return 0;
+
+err_inode:
+	iput(pf->inode);
+err_free:
+	mutex_destroy(&pf->lock);
+	kfree(pf);
 	return err;
 }
 
@@ -125,15 +253,20 @@ err_free:
  * The last reference to the file is gone: every mapping too, since a mapping
  * holds the file.  Give everything back.
  */
-int pya_heap_release(struct inode *inode, struct file *file)
+int pya_file_release(struct inode *inode, struct file *file)
 {
-	struct pya_heap *heap = file->private_data;
+	struct pya_file *pf = file->private_data;
+	struct pya_heap *heap, *tmp;
 
-	pya_allocator_destroy(&heap->alloc);
-	xa_destroy(&heap->arenas);
-	iput(heap->inode);
-	mutex_destroy(&heap->lock);
-	kfree(heap);
-	atomic_dec(&pya_heaps_open);
+	mutex_lock(&pya_files_lock);
+	list_del(&pf->all_link);
+	mutex_unlock(&pya_files_lock);
+	list_for_each_entry_safe(heap, tmp, &pf->heaps, link) {
+		list_del(&heap->link);
+		pya_heap_destroy(heap);
+	}
+	iput(pf->inode);
+	mutex_destroy(&pf->lock);
+	kfree(pf);
 	return 0;
 }

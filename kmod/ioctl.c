@@ -2,11 +2,16 @@
 /*
  * The ioctl ABI of /dev/pyalloc (uapi/linux/pyalloc.h).
  *
- * Commands are matched on type, number and direction; the size field of the
- * command is the size of the struct user space was built with, which may be
- * older (smaller) or newer (larger) than ours, as in dma-heap.c.  Input
- * structs go through copy_struct_from_user(), which rejects unknown non-zero
- * trailing bytes with E2BIG; output structs are truncated or zero-extended.
+ * A command is ours when its type, number and direction match ours and its
+ * size is at least the first version's (else ENOTTY): the size field is the
+ * size of the struct user space was built with, which may be newer (larger)
+ * than ours, as in dma-heap.c.  Input structs go through
+ * copy_struct_from_user(), which rejects unknown non-zero trailing bytes
+ * with E2BIG; output structs are zero-extended.
+ *
+ * Every command acts on the heap of the caller (heap.c): the file's heap in
+ * shared mode, the heap of the caller's mm in private mode.  Waits for the
+ * heap are killable (EINTR).
  *
  * The heap lock is never held across a user copy that may fault: a fault on
  * the heap's own mapping takes the lock (mmap.c).  The one copy that must
@@ -21,24 +26,32 @@
 
 #include "pyalloc.h"
 
-static int copy_in(void *dst, size_t ksize, size_t ver0, unsigned int cmd,
+/* The struct layouts are ABI: tie them to their published sizes. */
+static_assert(sizeof(struct pyalloc_info) == PYALLOC_INFO_SIZE_VER0);
+static_assert(sizeof(struct pyalloc_config) == PYALLOC_CONFIG_SIZE_VER0);
+static_assert(sizeof(struct pyalloc_alloc) == PYALLOC_ALLOC_SIZE_VER0);
+static_assert(sizeof(struct pyalloc_free) == PYALLOC_FREE_SIZE_VER0);
+static_assert(sizeof(struct pyalloc_stats) == PYALLOC_STATS_SIZE_VER0);
+static_assert(sizeof(struct pyalloc_trim) == PYALLOC_TRIM_SIZE_VER0);
+static_assert(sizeof(struct pyalloc_class_stats) == 24);
+
+#define PYA_FEATURES	(PYALLOC_FEATURE_PRIVATE | PYALLOC_FEATURE_WINDOW_SIZE | \
+			 PYALLOC_FEATURE_TRIM | PYALLOC_FEATURE_MEMLOCK | \
+			 PYALLOC_FEATURE_CLASS_STATS)
+
+static int copy_in(void *dst, size_t ksize, unsigned int cmd,
 		   unsigned long arg)
 {
-	size_t usize = _IOC_SIZE(cmd);
-
-	if (usize < ver0)
-		return -EINVAL;
-	return copy_struct_from_user(dst, ksize, (void __user *)arg, usize);
+	return copy_struct_from_user(dst, ksize, (void __user *)arg,
+				     _IOC_SIZE(cmd));
 }
 
 static int copy_out(unsigned int cmd, unsigned long arg, const void *src,
-		    size_t ksize, size_t ver0)
+		    size_t ksize)
 {
 	void __user *uptr = (void __user *)arg;
 	size_t usize = _IOC_SIZE(cmd);
 
-	if (usize < ver0)
-		return -EINVAL;
 	if (copy_to_user(uptr, src, min(usize, ksize)))
 		return -EFAULT;
 	if (usize > ksize && clear_user(uptr + ksize, usize - ksize))
@@ -58,37 +71,67 @@ static long pya_ioc_info(struct pya_heap *heap, unsigned int cmd,
 		.max_request = PYALLOC_MAX_REQUEST,
 		.max_batch = PYALLOC_MAX_BATCH,
 		.window_size = pya_window_size(a),
+		.features = PYA_FEATURES,
+		.mode = heap->file->mode,
+		.heap_id = heap->id,
 	};
 
-	mutex_lock(&heap->lock);
+	if (mutex_lock_killable(&heap->lock))
+		return -EINTR;
 	info.num_classes = a->nclasses;
 	info.granularity = 1U << a->class_shift;
 	info.mem_limit = a->mem_limit;
 	mutex_unlock(&heap->lock);
-	return copy_out(cmd, arg, &info, sizeof(info), PYALLOC_INFO_SIZE_VER0);
+	return copy_out(cmd, arg, &info, sizeof(info));
 }
 
 static long pya_ioc_config(struct pya_heap *heap, unsigned int cmd,
 			   unsigned long arg)
 {
 	struct pya_allocator *a = &heap->alloc;
+	struct pya_file *pf = heap->file;
 	struct pyalloc_config cfg;
+	u64 arena_size = 1ULL << a->arena_shift;
+	u64 slots = 0;
 	long err;
 
-	err = copy_in(&cfg, sizeof(cfg), PYALLOC_CONFIG_SIZE_VER0, cmd, arg);
+	err = copy_in(&cfg, sizeof(cfg), cmd, arg);
 	if (err)
 		return err;
-	if (cfg.flags & ~PYALLOC_CONFIG_FLAGS)
+	if ((cfg.flags & ~PYALLOC_CONFIG_FLAGS) || cfg.reserved)
 		return -EINVAL;
 	if ((cfg.flags & PYALLOC_CONFIG_GRANULARITY) &&
 	    cfg.granularity != PYALLOC_GRANULARITY_8 &&
 	    cfg.granularity != PYALLOC_GRANULARITY_16)
 		return -EINVAL;
+	if ((cfg.flags & PYALLOC_CONFIG_MODE) &&
+	    cfg.mode != PYALLOC_MODE_SHARED && cfg.mode != PYALLOC_MODE_PRIVATE)
+		return -EINVAL;
+	if (cfg.flags & PYALLOC_CONFIG_WINDOW_SIZE) {
+		if (!cfg.window_size || cfg.window_size & (arena_size - 1))
+			return -EINVAL;
+		slots = cfg.window_size >> a->arena_shift;
+		if (cfg.window_size > (u64)READ_ONCE(pya_window_mb) << 20 ||
+		    slots > PYA_MAX_WINDOW_SLOTS)
+			return -EPERM;
+	}
 
-	mutex_lock(&heap->lock);
+	/* The file lock keeps mmap out while the geometry may change. */
+	if (mutex_lock_killable(&pf->lock))
+		return -EINTR;
+	if (mutex_lock_killable(&heap->lock)) {
+		mutex_unlock(&pf->lock);
+		return -EINTR;
+	}
 	if ((cfg.flags & PYALLOC_CONFIG_MEM_LIMIT) &&
 	    cfg.mem_limit > a->mem_limit) {
 		err = -EPERM;
+		goto out;
+	}
+	if ((cfg.flags & (PYALLOC_CONFIG_GRANULARITY |
+			  PYALLOC_CONFIG_WINDOW_SIZE | PYALLOC_CONFIG_MODE)) &&
+	    (pf->mapped || a->alloc_calls || pf->nheaps > 1)) {
+		err = -EBUSY;
 		goto out;
 	}
 	if (cfg.flags & PYALLOC_CONFIG_GRANULARITY) {
@@ -98,8 +141,13 @@ static long pya_ioc_config(struct pya_heap *heap, unsigned int cmd,
 	}
 	if (cfg.flags & PYALLOC_CONFIG_MEM_LIMIT)
 		a->mem_limit = cfg.mem_limit;
+	if (cfg.flags & PYALLOC_CONFIG_WINDOW_SIZE)
+		a->max_arenas = slots;
+	if (cfg.flags & PYALLOC_CONFIG_MODE)
+		pf->mode = cfg.mode;
 out:
 	mutex_unlock(&heap->lock);
+	mutex_unlock(&pf->lock);
 	return err;
 }
 
@@ -119,7 +167,8 @@ static long alloc_and_deliver(struct pya_heap *heap,
 	u32 bsize;
 	long err;
 
-	mutex_lock(&heap->lock);
+	if (mutex_lock_killable(&heap->lock))
+		return -EINTR;
 	err = pya_alloc_blocks(a, req->size, req->count, offs);
 	if (err)
 		goto out;
@@ -147,10 +196,9 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 	u64 __user *uoffs;
 	size_t bytes;
 	u64 *offs;
-	int tries;
 	long err;
 
-	err = copy_in(&req, sizeof(req), PYALLOC_ALLOC_SIZE_VER0, cmd, arg);
+	err = copy_in(&req, sizeof(req), cmd, arg);
 	if (err)
 		return err;
 	if (req.flags || !req.size || req.size > PYALLOC_MAX_REQUEST ||
@@ -165,8 +213,14 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 	offs = kmalloc_array(req.count, sizeof(u64), GFP_KERNEL);
 	if (!offs)
 		return -ENOMEM;
-	for (tries = 0; tries < 4; tries++) {
-		/* Fault the output in without writing to it. */
+	/*
+	 * Fault the output in without writing to it, then allocate and deliver
+	 * with faults disabled.  Delivery can still fault when the buffer was
+	 * unmapped or paged out meanwhile (memory pressure, a sibling thread's
+	 * MADV_DONTNEED): try again for as long as faulting in succeeds, i.e.
+	 * the buffer really is writable; a killed task stops.
+	 */
+	for (;;) {
 		if (fault_in_safe_writeable((char __user *)uoffs, bytes) ||
 		    fault_in_safe_writeable((char __user *)&ureq->block_size,
 					    sizeof(ureq->block_size))) {
@@ -177,7 +231,11 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 					&ureq->block_size);
 		if (err != -EAGAIN)
 			break;
-		err = -EFAULT;
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		cond_resched();
 	}
 	kfree(offs);
 	return err;
@@ -193,7 +251,7 @@ static long pya_ioc_free(struct pya_heap *heap, unsigned int cmd,
 	u32 bad;
 	long err;
 
-	err = copy_in(&req, sizeof(req), PYALLOC_FREE_SIZE_VER0, cmd, arg);
+	err = copy_in(&req, sizeof(req), cmd, arg);
 	if (err)
 		return err;
 	if (req.flags || req.reserved || !req.count ||
@@ -216,7 +274,10 @@ static long pya_ioc_free(struct pya_heap *heap, unsigned int cmd,
 		goto out;
 	}
 
-	mutex_lock(&heap->lock);
+	if (mutex_lock_killable(&heap->lock)) {
+		err = -EINTR;
+		goto out;
+	}
 	err = pya_free_blocks(&heap->alloc, offs, req.count, &bad);
 	mutex_unlock(&heap->lock);
 
@@ -231,17 +292,41 @@ out:
 static long pya_ioc_stats(struct pya_heap *heap, unsigned int cmd,
 			  unsigned long arg)
 {
-	struct pyalloc_stats *st;
+	struct pyalloc_class_stats *cls;
+	struct pyalloc_stats st;
+	u32 count;
+	u64 uclasses;
 	long err;
 
-	st = kmalloc(sizeof(*st), GFP_KERNEL);
-	if (!st)
+	err = copy_in(&st, sizeof(st), cmd, arg);
+	if (err)
+		return err;
+	uclasses = st.classes;
+	count = min_t(u32, st.classes_count, PYALLOC_MAX_CLASSES);
+	if (st.classes_count && !uclasses)
+		return -EFAULT;
+	cls = kcalloc(PYALLOC_MAX_CLASSES, sizeof(*cls), GFP_KERNEL);
+	if (!cls)
 		return -ENOMEM;
-	mutex_lock(&heap->lock);
-	pya_allocator_stats(&heap->alloc, st);
+	if (mutex_lock_killable(&heap->lock)) {
+		kfree(cls);
+		return -EINTR;
+	}
+	pya_allocator_stats(&heap->alloc, &st, cls);
+	st.forks = heap->forks;
 	mutex_unlock(&heap->lock);
-	err = copy_out(cmd, arg, st, sizeof(*st), PYALLOC_STATS_SIZE_VER0);
-	kfree(st);
+	st.mode = heap->file->mode;
+	st.heap_id = heap->id;
+	st.classes = uclasses;
+	st.classes_count = min(count, st.num_classes);
+	err = 0;
+	if (st.classes_count &&
+	    copy_to_user(u64_to_user_ptr(uclasses), cls,
+			 st.classes_count * sizeof(*cls)))
+		err = -EFAULT;
+	if (!err)
+		err = copy_out(cmd, arg, &st, sizeof(st));
+	kfree(cls);
 	return err;
 }
 
@@ -252,7 +337,7 @@ static long pya_ioc_trim(struct pya_heap *heap, unsigned int cmd,
 	struct pyalloc_trim req;
 	long err;
 
-	err = copy_in(&req, sizeof(req), PYALLOC_TRIM_SIZE_VER0, cmd, arg);
+	err = copy_in(&req, sizeof(req), cmd, arg);
 	if (err)
 		return err;
 	if (req.flags || req.reserved)
@@ -260,36 +345,49 @@ static long pya_ioc_trim(struct pya_heap *heap, unsigned int cmd,
 	/* Like FREE: make sure the answer can be delivered before acting. */
 	if (put_user(0, &ureq->pages))
 		return -EFAULT;
-	mutex_lock(&heap->lock);
+	if (mutex_lock_killable(&heap->lock))
+		return -EINTR;
 	req.pages = pya_allocator_trim(&heap->alloc);
 	mutex_unlock(&heap->lock);
 	/* The pages are gone either way; a racing unmap only loses the count. */
 	return put_user(req.pages, &ureq->pages) ? -EFAULT : 0;
 }
 
-/* Same command number and direction; the size may differ (see above). */
-static bool cmd_matches(unsigned int cmd, unsigned int canon)
+/*
+ * Ours: same type, number and direction, and a size no smaller than the
+ * first version of the struct (a larger one is a newer struct, see above).
+ */
+static bool cmd_matches(unsigned int cmd, unsigned int canon, size_t ver0)
 {
-	return _IOC_NR(cmd) == _IOC_NR(canon) && _IOC_DIR(cmd) == _IOC_DIR(canon);
+	return _IOC_TYPE(cmd) == _IOC_TYPE(canon) &&
+	       _IOC_NR(cmd) == _IOC_NR(canon) &&
+	       _IOC_DIR(cmd) == _IOC_DIR(canon) &&
+	       _IOC_SIZE(cmd) >= ver0;
 }
 
 long pya_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct pya_heap *heap = file->private_data;
+	long (*handler)(struct pya_heap *heap, unsigned int cmd,
+			unsigned long arg);
+	struct pya_heap *heap;
 
-	if (_IOC_TYPE(cmd) != PYALLOC_IOC_MAGIC)
+	if (cmd_matches(cmd, PYALLOC_IOC_INFO, PYALLOC_INFO_SIZE_VER0))
+		handler = pya_ioc_info;
+	else if (cmd_matches(cmd, PYALLOC_IOC_CONFIG, PYALLOC_CONFIG_SIZE_VER0))
+		handler = pya_ioc_config;
+	else if (cmd_matches(cmd, PYALLOC_IOC_ALLOC, PYALLOC_ALLOC_SIZE_VER0))
+		handler = pya_ioc_alloc;
+	else if (cmd_matches(cmd, PYALLOC_IOC_FREE, PYALLOC_FREE_SIZE_VER0))
+		handler = pya_ioc_free;
+	else if (cmd_matches(cmd, PYALLOC_IOC_STATS, PYALLOC_STATS_SIZE_VER0))
+		handler = pya_ioc_stats;
+	else if (cmd_matches(cmd, PYALLOC_IOC_TRIM, PYALLOC_TRIM_SIZE_VER0))
+		handler = pya_ioc_trim;
+	else
 		return -ENOTTY;
-	if (cmd_matches(cmd, PYALLOC_IOC_INFO))
-		return pya_ioc_info(heap, cmd, arg);
-	if (cmd_matches(cmd, PYALLOC_IOC_CONFIG))
-		return pya_ioc_config(heap, cmd, arg);
-	if (cmd_matches(cmd, PYALLOC_IOC_ALLOC))
-		return pya_ioc_alloc(heap, cmd, arg);
-	if (cmd_matches(cmd, PYALLOC_IOC_FREE))
-		return pya_ioc_free(heap, cmd, arg);
-	if (cmd_matches(cmd, PYALLOC_IOC_STATS))
-		return pya_ioc_stats(heap, cmd, arg);
-	if (cmd_matches(cmd, PYALLOC_IOC_TRIM))
-		return pya_ioc_trim(heap, cmd, arg);
-	return -ENOTTY;
+
+	heap = pya_heap_of_current(file->private_data);
+	if (IS_ERR(heap))
+		return PTR_ERR(heap);
+	return handler(heap, cmd, arg);
 }

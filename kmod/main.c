@@ -15,6 +15,7 @@
 #include <linux/fs_context.h>
 #include <linux/log2.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
@@ -26,18 +27,78 @@ module_param_named(arena_kb, pya_arena_kb, uint, 0444);
 MODULE_PARM_DESC(arena_kb,
 		 "Arena size in KiB: a power of two from 4 to 4096 (default 256 = 64 pools)");
 
+/*
+ * Writable parameters are validated when written, so that no heap can be
+ * created with an unusable window or limit; a bad value is refused with
+ * EINVAL and the old one stays.
+ */
+static int param_set_ulong_range(const char *val, const struct kernel_param *kp,
+				 unsigned long min, unsigned long max)
+{
+	unsigned long v;
+	int err = kstrtoul(val, 0, &v);
+
+	if (err)
+		return err;
+	if (v < min || v > max)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, v);
+	return 0;
+}
+
 unsigned long pya_heap_limit_mb = 1024;
-module_param_named(heap_limit_mb, pya_heap_limit_mb, ulong, 0644);
+
+/* 1 MiB .. 16 TiB of pool pages per heap. */
+static int heap_limit_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_ulong_range(val, kp, 1, PYA_MAX_WINDOW_MB);
+}
+
+static const struct kernel_param_ops heap_limit_ops = {
+	.set = heap_limit_set,
+	.get = param_get_ulong,
+};
+module_param_cb(heap_limit_mb, &heap_limit_ops, &pya_heap_limit_mb, 0644);
 MODULE_PARM_DESC(heap_limit_mb,
-		 "Memory limit of a new heap in MiB of pool pages (default 1024); a heap may lower its own");
+		 "Memory limit of a new heap in MiB of pool pages (default 1024, 1..16777216); a heap may lower its own");
 
 unsigned long pya_window_mb = 4096;
-module_param_named(window_mb, pya_window_mb, ulong, 0644);
+
+/* At least one arena of the largest size (4 MiB), at most 2^44 bytes. */
+static int window_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_ulong_range(val, kp, 4, PYA_MAX_WINDOW_MB);
+}
+
+static const struct kernel_param_ops window_ops = {
+	.set = window_set,
+	.get = param_get_ulong,
+};
+module_param_cb(window_mb, &window_ops, &pya_window_mb, 0644);
 MODULE_PARM_DESC(window_mb,
-		 "Offset window of a new heap in MiB (default 4096): the span user space maps");
+		 "Offset window of a new heap in MiB (default 4096, 4..16777216): the most a heap may map; a heap may ask for less");
+
+/* 0 at load time: half of RAM, computed in pya_init(). */
+unsigned long pya_total_limit_mb;
+
+static int total_limit_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_ulong_range(val, kp, 1, ULONG_MAX >> 20);
+}
+
+static const struct kernel_param_ops total_limit_ops = {
+	.set = total_limit_set,
+	.get = param_get_ulong,
+};
+module_param_cb(total_limit_mb, &total_limit_ops, &pya_total_limit_mb, 0644);
+MODULE_PARM_DESC(total_limit_mb,
+		 "Pool pages all heaps together may hold, in MiB (default: half of RAM); binds root too");
 
 atomic_long_t pya_pages_held = ATOMIC_LONG_INIT(0);
 atomic_t pya_heaps_open = ATOMIC_INIT(0);
+atomic64_t pya_forks = ATOMIC64_INIT(0);
+DEFINE_MUTEX(pya_files_lock);
+LIST_HEAD(pya_files);
 
 static int pages_held_get(char *buf, const struct kernel_param *kp)
 {
@@ -88,8 +149,8 @@ struct inode *pya_alloc_inode(void)
 
 static const struct file_operations pya_fops = {
 	.owner = THIS_MODULE,
-	.open = pya_heap_open,
-	.release = pya_heap_release,
+	.open = pya_file_open,
+	.release = pya_file_release,
 	.unlocked_ioctl = pya_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = pya_mmap,
@@ -113,6 +174,9 @@ static int __init pya_init(void)
 		       pya_arena_kb, PAGE_SIZE / 1024);
 		return -EINVAL;
 	}
+	if (!pya_total_limit_mb)
+		pya_total_limit_mb = max(1UL, (totalram_pages() >> 1) >>
+						(20 - PAGE_SHIFT));
 	pya_mnt = kern_mount(&pya_fs_type);
 	if (IS_ERR(pya_mnt))
 		return PTR_ERR(pya_mnt);

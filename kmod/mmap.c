@@ -9,6 +9,9 @@
  * otherwise.  When an arena is released, alloc.c has heap.c zap its range
  * from every mapping on the heap's address_space before the pages are freed.
  *
+ * Each mapping points at the heap of the mm it lives in (vm_private_data):
+ * in private mode a forked child's mappings point at the child's copy.
+ *
  * Pages are inserted with vm_insert_page() under the heap lock (VM_MIXEDMAP),
  * not returned through vmf->page: inserting under the lock means a page can
  * never be mapped after the zap that precedes its release.
@@ -39,12 +42,21 @@ static vm_fault_t pya_fault(struct vm_fault *vmf)
 	vm_fault_t ret;
 	int err;
 
+	/* No heap: a fork copy whose descriptor could not be allocated. */
+	if (!heap)
+		return VM_FAULT_SIGBUS;
 	/* Bounds first: the window is fixed for the heap's lifetime. */
 	if (vmf->pgoff >= pya_window_size(&heap->alloc) >> PAGE_SHIFT)
 		return VM_FAULT_SIGBUS;
 
-	mutex_lock(&heap->lock);
-	page = pya_page_at(&heap->alloc, vmf->pgoff);
+	/*
+	 * A task being killed must not sit in D state behind another thread's
+	 * long free; it gets SIGBUS (a kernel access, EFAULT) and dies of its
+	 * SIGKILL on the way out.
+	 */
+	if (mutex_lock_killable(&heap->lock))
+		return VM_FAULT_SIGBUS;
+	page = heap->broken ? NULL : pya_page_at(&heap->alloc, vmf->pgoff);
 	if (!page) {
 		ret = VM_FAULT_SIGBUS;
 	} else {
@@ -56,21 +68,82 @@ static vm_fault_t pya_fault(struct vm_fault *vmf)
 	return ret;
 }
 
+/*
+ * A VMA of the heap is duplicated: split, mremap (same mm) or fork (the
+ * child's mm).  In private mode a fork gives the child its own heap
+ * (clone.c); everything else only counts the mapping.
+ */
+static void pya_vm_open(struct vm_area_struct *vma)
+{
+	struct pya_heap *heap = vma->vm_private_data;
+	struct pya_file *pf;
+
+	if (!heap)
+		return;
+	pf = heap->file;
+	/* The mode cannot change once the file is mapped. */
+	if (pf->mode == PYALLOC_MODE_PRIVATE && vma->vm_mm != heap->mm) {
+		vma->vm_private_data = pya_heap_fork(heap, vma->vm_mm);
+		return;
+	}
+	mutex_lock(&pf->lock);
+	heap->nvmas++;
+	mutex_unlock(&pf->lock);
+}
+
+/*
+ * A mapping goes away; its page table entries already have.  When it was
+ * the last mapping of a private heap and its mm has no users left (exit,
+ * exec), nobody can reach the heap again: release it now rather than with
+ * the file, which a child may hold for a long time.
+ */
+static void pya_vm_close(struct vm_area_struct *vma)
+{
+	struct pya_heap *heap = vma->vm_private_data;
+	struct pya_file *pf;
+	bool dead = false;
+
+	if (!heap)
+		return;
+	pf = heap->file;
+	mutex_lock(&pf->lock);
+	if (!--heap->nvmas && pf->mode == PYALLOC_MODE_PRIVATE &&
+	    !atomic_read(&vma->vm_mm->mm_users)) {
+		list_del(&heap->link);
+		pf->nheaps--;
+		dead = true;
+	}
+	mutex_unlock(&pf->lock);
+	if (dead)
+		pya_heap_destroy(heap);
+}
+
 static const struct vm_operations_struct pya_vm_ops = {
+	.open = pya_vm_open,
+	.close = pya_vm_close,
 	.fault = pya_fault,
 };
 
 /*
  * Only shared mappings inside the window: a private mapping would copy
  * pages on write and let user space believe it wrote to the heap.  No
- * growth by mremap (VM_DONTEXPAND), no core dumps of other data, no exec.
+ * growth by mremap (VM_DONTEXPAND), no exec.  Blocks are ordinary program
+ * data, so they appear in core dumps like any malloc's.
+ *
+ * A private heap's mapping carries VM_WIPEONFORK: fork must not copy its
+ * page table entries (they map the parent's pages); the child's heap is a
+ * copy (clone.c) whose pages the child faults in.
  */
 int pya_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct pya_heap *heap = file->private_data;
-	u64 window_pages = pya_window_size(&heap->alloc) >> PAGE_SHIFT;
+	struct pya_file *pf = file->private_data;
+	struct pya_heap *heap = pya_heap_of_current(pf);
 	unsigned long npages = vma_pages(vma);
+	u64 window_pages;
 
+	if (IS_ERR(heap))
+		return PTR_ERR(heap);
+	window_pages = pya_window_size(&heap->alloc) >> PAGE_SHIFT;
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
@@ -79,7 +152,13 @@ int pya_mmap(struct file *file, struct vm_area_struct *vma)
 	    npages > window_pages - vma->vm_pgoff)
 		return -EINVAL;
 
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_MIXEDMAP);
+	mutex_lock(&pf->lock);
+	pf->mapped = true;
+	heap->nvmas++;
+	if (pf->mode == PYALLOC_MODE_PRIVATE)
+		vm_flags_set(vma, VM_WIPEONFORK);
+	mutex_unlock(&pf->lock);
+	vm_flags_set(vma, VM_DONTEXPAND | VM_MIXEDMAP);
 	vm_flags_clear(vma, VM_MAYEXEC);
 	vma->vm_ops = &pya_vm_ops;
 	vma->vm_private_data = heap;

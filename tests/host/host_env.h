@@ -49,6 +49,7 @@ extern unsigned long host_warnings;
 
 #define pya_zalloc(size)	calloc(1, size)
 #define pya_free_mem(ptr)	free(ptr)
+#define pya_cond_resched()	do { } while (0)
 
 /* Bitmaps */
 static inline void __set_bit(unsigned long nr, unsigned long *map)
@@ -69,6 +70,12 @@ static inline bool test_bit(unsigned long nr, const unsigned long *map)
 static inline void bitmap_zero(unsigned long *map, unsigned long nbits)
 {
 	memset(map, 0, BITS_TO_LONGS(nbits) * sizeof(long));
+}
+
+static inline void bitmap_copy(unsigned long *dst, const unsigned long *src,
+			       unsigned long nbits)
+{
+	memcpy(dst, src, BITS_TO_LONGS(nbits) * sizeof(long));
 }
 
 static inline unsigned long find_next_bit(const unsigned long *map,
@@ -115,6 +122,11 @@ static inline void __list_add(struct list_head *n, struct list_head *prev,
 static inline void list_add(struct list_head *n, struct list_head *head)
 {
 	__list_add(n, head, head->next);
+}
+
+static inline void list_add_tail(struct list_head *n, struct list_head *head)
+{
+	__list_add(n, head->prev, head);
 }
 
 static inline void list_del(struct list_head *e)

@@ -43,6 +43,16 @@ static int fake_page_alloc(struct pya_allocator *a, struct pya_pool *pool)
 	return 0;
 }
 
+static int fake_page_copy(struct pya_allocator *a, struct pya_pool *dst,
+			  const struct pya_pool *src)
+{
+	int err = fake_page_alloc(a, dst);
+
+	if (!err)
+		memcpy(dst->page, src->page, PAGE_SIZE);
+	return err;
+}
+
 static void fake_page_free(struct pya_allocator *a, struct pya_pool *pool)
 {
 	free(pool->page);
@@ -67,6 +77,18 @@ static int fake_slot_alloc(struct pya_allocator *a, struct pya_arena *arena,
 	return -ENOMEM;
 }
 
+static int fake_slot_store(struct pya_allocator *a, struct pya_arena *arena,
+			   u32 index)
+{
+	struct fake *f = to_fake(a);
+
+	if (inject(f))
+		return -ENOMEM;
+	assert(index < MAX_SLOTS && !f->slots[index]);
+	f->slots[index] = arena;
+	return 0;
+}
+
 static struct pya_arena *fake_slot_lookup(struct pya_allocator *a, u32 index)
 {
 	return index < MAX_SLOTS ? to_fake(a)->slots[index] : NULL;
@@ -87,8 +109,10 @@ static void fake_arena_unmap(struct pya_allocator *a, struct pya_arena *arena)
 
 static const struct pya_backend_ops fake_ops = {
 	.page_alloc = fake_page_alloc,
+	.page_copy = fake_page_copy,
 	.page_free = fake_page_free,
 	.slot_alloc = fake_slot_alloc,
+	.slot_store = fake_slot_store,
 	.slot_lookup = fake_slot_lookup,
 	.slot_free = fake_slot_free,
 	.arena_unmap = fake_arena_unmap,
@@ -112,12 +136,24 @@ static void fake_destroy(struct fake *f)
 	free(f);
 }
 
+/* Totals and the class table, compared with memcmp() as one. */
+struct full_stats {
+	struct pyalloc_stats t;
+	struct pyalloc_class_stats classes[PYALLOC_MAX_CLASSES];
+};
+
+static struct full_stats full_stats_of(struct fake *f)
+{
+	struct full_stats st;
+
+	memset(&st, 0, sizeof(st));
+	pya_allocator_stats(&f->a, &st.t, st.classes);
+	return st;
+}
+
 static struct pyalloc_stats stats_of(struct fake *f)
 {
-	struct pyalloc_stats st;
-
-	pya_allocator_stats(&f->a, &st);
-	return st;
+	return full_stats_of(f).t;
 }
 
 /* --- a tiny TAP harness --- */
@@ -329,7 +365,7 @@ static void test_failure_sweep(void)
 	for (s = 0; s < 3; s++) {
 		struct fake *f = fake_new(1024);
 		static u64 pre[600], offs[PYALLOC_MAX_BATCH];
-		struct pyalloc_stats before, after;
+		struct full_stats before, after;
 		long n;
 		int err;
 		u32 idx;
@@ -337,7 +373,7 @@ static void test_failure_sweep(void)
 		/* Start from a heap with a kept empty arena and some use. */
 		alloc_many(f, pre, 600, 512);
 		free_many(f, pre + 100, 500);
-		before = stats_of(f);
+		before = full_stats_of(f);
 		for (n = 1; ; n++) {
 			f->fail_countdown = n;
 			err = pya_alloc_blocks(&f->a, sizes[s],
@@ -345,7 +381,7 @@ static void test_failure_sweep(void)
 			if (!err)
 				break;
 			CHECK(err == -ENOMEM);
-			after = stats_of(f);
+			after = full_stats_of(f);
 			CHECK(!memcmp(&before, &after, sizeof(before)));
 			if (n > 10000)
 				break;
@@ -357,7 +393,7 @@ static void test_failure_sweep(void)
 		f->fail_countdown = 0;
 		/* And the exact undo of a successful call. */
 		pya_alloc_undo(&f->a, offs, PYALLOC_MAX_BATCH);
-		after = stats_of(f);
+		after = full_stats_of(f);
 		CHECK(!memcmp(&before, &after, sizeof(before)));
 		CHECK(!pya_alloc_blocks(&f->a, sizes[s], 5, offs));
 		CHECK(!pya_free_blocks(&f->a, offs, 5, &idx));
@@ -395,7 +431,7 @@ static void test_granularity(void)
 	CHECK(f->a.nclasses == 32);
 	CHECK(!pya_alloc_blocks(&f->a, 17, 1, &off));
 	CHECK(off % 32 == 0);
-	CHECK(stats_of(f).classes[1].block_size == 32);
+	CHECK(full_stats_of(f).classes[1].block_size == 32);
 	CHECK(pya_allocator_set_granularity(&f->a, 8) == -EBUSY);
 	fake_destroy(f);
 }
@@ -451,9 +487,106 @@ static void test_random_model(void)
 	fake_destroy(f);
 }
 
+/*
+ * A fork copy: after random use, the clone has the same statistics, the
+ * same blocks (freeing every live offset works in both), the same page
+ * contents, and makes the same choices afterwards.  Every failure point of
+ * the copy leaves the original untouched and the partial copy freeable.
+ */
+static void test_clone(void)
+{
+	enum { LIVE_MAX = 4000 };
+	struct fake *f = fake_new(1024), *c;
+	static u64 live[LIVE_MAX];
+	struct full_stats before, after;
+	u64 offs[64], o1[64], o2[64];
+	u32 nlive = 0, round, i, idx;
+	unsigned int seed = 777;
+	long n;
+	int err;
+
+	for (round = 0; round < 600; round++) {
+		u32 k = rand_r(&seed) % 64 + 1;
+
+		if (nlive + k < LIVE_MAX && rand_r(&seed) % 3) {
+			CHECK(!pya_alloc_blocks(&f->a, rand_r(&seed) % 512 + 1,
+						k, offs));
+			for (i = 0; i < k; i++)
+				live[nlive++] = offs[i];
+		} else if (nlive >= k) {
+			for (i = 0; i < k; i++) {
+				u32 j = rand_r(&seed) % nlive;
+
+				offs[i] = live[j];
+				live[j] = live[--nlive];
+			}
+			CHECK(!pya_free_blocks(&f->a, offs, k, &idx));
+		}
+	}
+	/* Mark every page so the copy of contents can be checked. */
+	for (i = 0; i < MAX_SLOTS; i++) {
+		struct pya_arena *ar = f->slots[i];
+		u32 p;
+
+		for (p = 0; ar && p < ar->ncarved; p++)
+			memset(ar->pools[p].page, (int)(i * 64 + p) & 0xff, 16);
+	}
+	before = full_stats_of(f);
+
+	for (n = 1; ; n++) {
+		c = fake_new(1024);
+		c->fail_countdown = n;
+		err = pya_allocator_clone(&c->a, &f->a);
+		if (!err)
+			break;
+		CHECK(err == -ENOMEM);
+		fake_destroy(c);	/* frees a partial copy, checks pages */
+		after = full_stats_of(f);
+		CHECK(!memcmp(&before, &after, sizeof(before)));
+		if (n > 100000)
+			break;
+	}
+	CHECK(!err);
+	c->fail_countdown = 0;
+	{
+		struct full_stats cs = full_stats_of(c);
+
+		CHECK(!memcmp(&before, &cs, sizeof(before)));
+	}
+	CHECK(c->pages_live == f->pages_live);
+	for (i = 0; i < MAX_SLOTS; i++) {
+		struct pya_arena *ar = f->slots[i], *cr = c->slots[i];
+		u32 p;
+
+		CHECK(!ar == !cr);
+		for (p = 0; ar && cr && p < ar->ncarved; p++) {
+			CHECK(cr->pools[p].page != ar->pools[p].page);
+			CHECK(!memcmp(cr->pools[p].page, ar->pools[p].page,
+				      PAGE_SIZE));
+		}
+	}
+	/* Same choices from now on. */
+	for (round = 0; round < 20; round++) {
+		u32 size = rand_r(&seed) % 512 + 1;
+
+		CHECK(!pya_alloc_blocks(&f->a, size, 64, o1));
+		CHECK(!pya_alloc_blocks(&c->a, size, 64, o2));
+		CHECK(!memcmp(o1, o2, sizeof(o1)));
+	}
+	/* Independent: the original's live blocks free in the copy too. */
+	for (i = 0; i < nlive; i++) {
+		CHECK(!pya_free_blocks(&c->a, &live[i], 1, &idx));
+		CHECK(!pya_free_blocks(&f->a, &live[i], 1, &idx));
+	}
+	CHECK(pya_free_blocks(&c->a, &live[0], 1, &idx) == -EINVAL ||
+	      !nlive);
+	fake_destroy(c);
+	fake_destroy(f);
+}
+
 int main(void)
 {
-	printf("TAP version 13\n1..10\n");
+	printf("TAP version 13\n1..11\n");
 	run("size_classes", test_size_classes);
 	run("alloc_layout", test_alloc_layout);
 	run("free_rejects", test_free_rejects);
@@ -464,6 +597,7 @@ int main(void)
 	run("memory_limit", test_memory_limit);
 	run("granularity", test_granularity);
 	run("random_model", test_random_model);
+	run("clone", test_clone);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -16,6 +16,25 @@
  * accepted as long as it covers the first version, a larger (newer) one as
  * long as the bytes the kernel does not know are zero (else E2BIG).
  * Unknown commands fail with ENOTTY.
+ *
+ * Heap modes.  A heap is shared (PYALLOC_MODE_SHARED, the default) or private
+ * across fork (PYALLOC_MODE_PRIVATE), chosen with PYALLOC_IOC_CONFIG before
+ * the heap's first allocation or mapping.  A shared heap is one heap for
+ * every process that holds the descriptor or a mapping: after fork() parent
+ * and child allocate from, free into and see the same blocks.  A private heap
+ * belongs to the process (mm) that opened it; at fork() the kernel gives the
+ * child its own copy, taken inside fork itself: the same blocks at the same
+ * offsets, the same statistics, and its own pages holding the parent's
+ * contents as of the fork, mapped at the same address.  From then on the two
+ * heaps are independent: the child's ioctls on the inherited descriptor and
+ * its page faults act on the child's heap only.  A process that holds a
+ * private heap's descriptor but has no heap of its own in it (it received
+ * the descriptor, or inherited it from a parent that had not mapped the
+ * window) gets EPERM; a child whose copy could not be made (out of memory,
+ * over a limit) gets EIO from every ioctl and SIGBUS from every access to the
+ * window, and never touches the parent's heap.  A private heap is released
+ * when its process exits or execs (with its last mapping), or with the last
+ * reference to the file.
  */
 #ifndef _UAPI_LINUX_PYALLOC_H
 #define _UAPI_LINUX_PYALLOC_H
@@ -23,7 +42,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define PYALLOC_ABI_VERSION	1
+#define PYALLOC_ABI_VERSION	2
 
 /* Largest request served by the device; larger objects come from the OS. */
 #define PYALLOC_MAX_REQUEST	512
@@ -34,6 +53,20 @@
 #define PYALLOC_GRANULARITY_16	16
 /* Number of size classes at the finest granularity (512 / 8). */
 #define PYALLOC_MAX_CLASSES	64
+
+/* Heap modes (struct pyalloc_config.mode, pyalloc_info.mode). */
+#define PYALLOC_MODE_SHARED	0
+#define PYALLOC_MODE_PRIVATE	1
+
+/*
+ * Features of the running module (struct pyalloc_info.features), so that
+ * user space can tell "not supported" from a zero in a zero-extended struct.
+ */
+#define PYALLOC_FEATURE_PRIVATE		(1ULL << 0) /* PYALLOC_MODE_PRIVATE */
+#define PYALLOC_FEATURE_WINDOW_SIZE	(1ULL << 1) /* CONFIG of the window */
+#define PYALLOC_FEATURE_TRIM		(1ULL << 2) /* PYALLOC_IOC_TRIM */
+#define PYALLOC_FEATURE_MEMLOCK		(1ULL << 3) /* RLIMIT_MEMLOCK charged */
+#define PYALLOC_FEATURE_CLASS_STATS	(1ULL << 4) /* stats.classes pointer */
 
 /**
  * struct pyalloc_info - the allocator's geometry (PYALLOC_IOC_INFO)
@@ -47,6 +80,11 @@
  * @max_batch:       PYALLOC_MAX_BATCH
  * @window_size:     bytes of offset space; map [0, window_size) once
  * @mem_limit:       this heap's memory limit in bytes
+ * @features:        PYALLOC_FEATURE_* bits of the running module
+ * @mode:            PYALLOC_MODE_SHARED or PYALLOC_MODE_PRIVATE
+ * @reserved:        zero
+ * @heap_id:         the heap's unique id (as in fdinfo and debugfs); a
+ *                   private heap's child copy has an id of its own
  */
 struct pyalloc_info {
 	__u32 abi_version;
@@ -59,26 +97,44 @@ struct pyalloc_info {
 	__u32 max_batch;
 	__u64 window_size;
 	__u64 mem_limit;
+	__u64 features;
+	__u32 mode;
+	__u32 reserved;
+	__u64 heap_id;
 };
 
 /* Fields of struct pyalloc_config to apply. */
 #define PYALLOC_CONFIG_GRANULARITY	0x1U
 #define PYALLOC_CONFIG_MEM_LIMIT	0x2U
+#define PYALLOC_CONFIG_WINDOW_SIZE	0x4U
+#define PYALLOC_CONFIG_MODE		0x8U
 #define PYALLOC_CONFIG_FLAGS		(PYALLOC_CONFIG_GRANULARITY | \
-					 PYALLOC_CONFIG_MEM_LIMIT)
+					 PYALLOC_CONFIG_MEM_LIMIT | \
+					 PYALLOC_CONFIG_WINDOW_SIZE | \
+					 PYALLOC_CONFIG_MODE)
 
 /**
  * struct pyalloc_config - configure a heap (PYALLOC_IOC_CONFIG)
  * @flags:       PYALLOC_CONFIG_* bits: which of the fields below to apply
- * @granularity: 8 or 16; only before the heap's first allocation (else EBUSY)
+ * @granularity: 8 or 16
  * @mem_limit:   new memory limit in bytes; may only be lowered (else EPERM)
+ * @window_size: bytes of offset space: a non-zero multiple of the arena size
+ *               (else EINVAL), at most the module's window_mb (else EPERM);
+ *               a 32-bit process, which cannot map 4 GiB, asks for less
+ * @mode:        PYALLOC_MODE_SHARED or PYALLOC_MODE_PRIVATE
+ * @reserved:    must be 0
  *
- * Either everything requested is applied or nothing is.
+ * Granularity, window size and mode may only change before the heap's first
+ * allocation or mapping (else EBUSY).  Either everything requested is
+ * applied or nothing is.
  */
 struct pyalloc_config {
 	__u32 flags;
 	__u32 granularity;
 	__u64 mem_limit;
+	__u64 window_size;
+	__u32 mode;
+	__u32 reserved;
 };
 
 /**
@@ -140,7 +196,7 @@ struct pyalloc_class_stats {
 /**
  * struct pyalloc_stats - a heap's statistics (PYALLOC_IOC_STATS)
  * @granularity:        class step in bytes
- * @num_classes:        entries of @classes in use
+ * @num_classes:        size classes of the heap
  * @arenas_current:     arenas held now
  * @arenas_highwater:   most arenas held at once
  * @arenas_allocated:   arenas allocated since the heap was opened
@@ -155,7 +211,17 @@ struct pyalloc_class_stats {
  * @free_calls:         successful PYALLOC_IOC_FREE calls
  * @blocks_allocated:   blocks handed out by those calls
  * @blocks_freed:       blocks taken back by those calls
- * @classes:            per size class; entries past @num_classes are zero
+ * @mode:               PYALLOC_MODE_SHARED or PYALLOC_MODE_PRIVATE
+ * @classes_count:      in: entries at @classes (may be 0); out: entries
+ *                      written, min(in, @num_classes)
+ * @classes:            in: user pointer to struct pyalloc_class_stats
+ *                      [@classes_count], or 0 for totals only
+ * @heap_id:            the heap's unique id
+ * @forks:              private copies made of this heap at fork()
+ *
+ * The per-class table goes through a pointer and a count rather than an
+ * inline array, so that totals added later do not have to follow 1.5 KiB of
+ * classes, and a caller that wants totals copies 160 bytes.
  */
 struct pyalloc_stats {
 	__u32 granularity;
@@ -174,7 +240,11 @@ struct pyalloc_stats {
 	__u64 free_calls;
 	__u64 blocks_allocated;
 	__u64 blocks_freed;
-	struct pyalloc_class_stats classes[PYALLOC_MAX_CLASSES];
+	__u32 mode;
+	__u32 classes_count;
+	__u64 classes;
+	__u64 heap_id;
+	__u64 forks;
 };
 
 /**
@@ -195,21 +265,27 @@ struct pyalloc_trim {
 	__u64 pages;
 };
 
-#define PYALLOC_IOC_MAGIC	0xB7
+/*
+ * 'Y' is free in the kernel's Documentation/userspace-api/ioctl/
+ * ioctl-number.rst (ABI 1 used 0xB7, which nsfs and remoteproc own).  A
+ * command is ours only if its type, number and direction are and its size is
+ * one we accept (see above); anything else is ENOTTY.
+ */
+#define PYALLOC_IOC_MAGIC	'Y'
 
 #define PYALLOC_IOC_INFO	_IOR(PYALLOC_IOC_MAGIC, 0x00, struct pyalloc_info)
 #define PYALLOC_IOC_CONFIG	_IOW(PYALLOC_IOC_MAGIC, 0x01, struct pyalloc_config)
 #define PYALLOC_IOC_ALLOC	_IOWR(PYALLOC_IOC_MAGIC, 0x02, struct pyalloc_alloc)
 #define PYALLOC_IOC_FREE	_IOWR(PYALLOC_IOC_MAGIC, 0x03, struct pyalloc_free)
-#define PYALLOC_IOC_STATS	_IOR(PYALLOC_IOC_MAGIC, 0x04, struct pyalloc_stats)
+#define PYALLOC_IOC_STATS	_IOWR(PYALLOC_IOC_MAGIC, 0x04, struct pyalloc_stats)
 #define PYALLOC_IOC_TRIM	_IOWR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_trim)
 
 /* Sizes of the first version of each struct: the smallest accepted. */
-#define PYALLOC_INFO_SIZE_VER0		48
-#define PYALLOC_CONFIG_SIZE_VER0	16
+#define PYALLOC_INFO_SIZE_VER0		72
+#define PYALLOC_CONFIG_SIZE_VER0	32
 #define PYALLOC_ALLOC_SIZE_VER0		24
 #define PYALLOC_FREE_SIZE_VER0		24
-#define PYALLOC_STATS_SIZE_VER0		1656
+#define PYALLOC_STATS_SIZE_VER0		152
 #define PYALLOC_TRIM_SIZE_VER0		16
 
 #endif /* _UAPI_LINUX_PYALLOC_H */
