@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The device: the library's only syscalls on /dev/pyalloc go through these
- * five functions, so the host unit tests can link a fake device instead
+ * six functions, so the host unit tests can link a fake device instead
  * (tests/host/lib_fakedev.c) and run everything else unchanged.
  */
 #include <fcntl.h>
@@ -46,4 +46,14 @@ void pyai_dev_unmap(void *addr, size_t len)
 void pyai_dev_close(int fd)
 {
 	close(fd);
+}
+
+int pyai_dev_move_fd(int fd, int lo)
+{
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, lo);
+
+	if (nfd < 0)
+		return fd;
+	close(fd);
+	return nfd;
 }

@@ -4,7 +4,8 @@
  * the program when handed a pointer it does not own: carrying on would
  * return someone else's memory to the allocator.  The message is formatted
  * on the stack and written with write(2) so it gets out even when the heap
- * or stdio is in a bad state.
+ * or stdio is in a bad state.  pyai_say() is the same without the abort,
+ * for PYALLOC_VERBOSE messages: it may run inside malloc() itself.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,15 +14,12 @@
 
 #include "internal.h"
 
-void pyai_fatal(const char *fmt, ...)
+static void say(const char *fmt, va_list ap)
 {
 	char buf[512];
-	va_list ap;
-	int n;
+	int n, err = errno;
 
-	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		n = 0;
 	if (n > (int)sizeof(buf) - 2)
@@ -30,6 +28,25 @@ void pyai_fatal(const char *fmt, ...)
 	if (write(STDERR_FILENO, buf, n) < 0) {
 		/* nothing more we can do */
 	}
+	errno = err;
+}
+
+void pyai_say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(fmt, ap);
+	va_end(ap);
+}
+
+void pyai_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(fmt, ap);
+	va_end(ap);
 	abort();
 }
 

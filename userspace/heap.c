@@ -13,20 +13,42 @@
  * window's bounds so a reader never touches a heap that is being freed.
  * The table index doubles as the heap's slot in each thread's array of
  * magazine sets, hence the fixed PYA_MAX_HEAPS.
+ *
+ * Modes.  A heap is private across fork by default (PYALLOC_MODE_PRIVATE:
+ * the kernel gives a forked child its own copy of every block, at the
+ * instant of fork), as a malloc must be; PYA_HEAP_SHARED asks for the
+ * kernel's shared mode, where parent and child use one heap.  The page
+ * class table follows the heap: MAP_PRIVATE for a private heap, so the
+ * child's copy of the table describes the child's copy of the heap, and
+ * MAP_SHARED for a shared one.
  */
+#include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 pthread_mutex_t pyai_lock = PTHREAD_MUTEX_INITIALIZER;
 struct pya_heap *pyai_default;
 bool pyai_env_debug;
+bool pyai_verbose;
 
 static pthread_once_t pyai_global_once = PTHREAD_ONCE_INIT;
 static pthread_once_t pyai_default_once = PTHREAD_ONCE_INIT;
 static int pyai_default_errno;
+
+/*
+ * The process the library's state belongs to.  The atfork child handler
+ * updates it; a child created without the handlers (the raw fork system
+ * call, _Fork(), clone()) still holds the parent's pid here, and
+ * pyai_lock_take() notices.  Negative while a thread repairs the state.
+ */
+static pid_t pyai_pid;
 
 struct pyai_heap_ent {
 	unsigned int seq;	/* odd while the entry is being rewritten */
@@ -48,6 +70,8 @@ static bool env_flag(const char *name)
 static void pyai_global_init_once(void)
 {
 	pyai_env_debug = env_flag("PYALLOC_DEBUG");
+	pyai_verbose = env_flag("PYALLOC_VERBOSE");
+	pyai_set_pid();
 	pyai_magazine_init();
 	pthread_atfork(pyai_fork_prepare, pyai_fork_parent, pyai_fork_child);
 }
@@ -55,6 +79,51 @@ static void pyai_global_init_once(void)
 void pyai_global_init(void)
 {
 	pthread_once(&pyai_global_once, pyai_global_init_once);
+}
+
+/* The atfork child handler: this process owns the state now. */
+void pyai_set_pid(void)
+{
+	__atomic_store_n(&pyai_pid, getpid(), __ATOMIC_RELEASE);
+}
+
+/*
+ * Take pyai_lock.  Only slow paths do (a thread's first use of a heap,
+ * thread exit, heap open and close, statistics), so they can afford one
+ * getpid() to check that the state is this process's.  A child forked
+ * without the atfork handlers may have inherited the lock held by a thread
+ * that does not exist in it: the first thread of the child to get here
+ * re-initialises the lock and forgets the other threads (see
+ * pyai_after_raw_fork()); threads that arrive meanwhile wait.  The fast
+ * paths never take the lock, so they need no such check.  A vfork() child
+ * must not allocate (it shares the parent's memory), as everywhere.
+ */
+void pyai_lock_take(void)
+{
+	pid_t me = getpid(), seen;
+
+	for (;;) {
+		seen = __atomic_load_n(&pyai_pid, __ATOMIC_ACQUIRE);
+		if (seen == me || seen == 0)
+			break;
+		if (seen != -me &&
+		    __atomic_compare_exchange_n(&pyai_pid, &seen, -me, false,
+						__ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			pthread_mutex_init(&pyai_lock, NULL);
+			pthread_mutex_lock(&pyai_lock);
+			pyai_after_raw_fork();
+			__atomic_store_n(&pyai_pid, me, __ATOMIC_RELEASE);
+			return;
+		}
+		sched_yield();
+	}
+	pthread_mutex_lock(&pyai_lock);
+}
+
+void pyai_lock_release(void)
+{
+	pthread_mutex_unlock(&pyai_lock);
 }
 
 /* Seqlock writer side; pyai_lock is held. */
@@ -113,9 +182,57 @@ void pyai_heap_foreach(void (*fn)(struct pya_heap *h, void *arg), void *arg)
 			fn(pyai_table[i].heap, arg);
 }
 
+/*
+ * Mark @h unusable for the reason @err (see struct pya_heap.lost); said
+ * once on stderr when PYALLOC_VERBOSE asks for it (the drop-in malloc).
+ */
+void pyai_heap_lose(struct pya_heap *h, int err)
+{
+	int zero = 0;
+
+	if (__atomic_compare_exchange_n(&h->lost, &zero, err, false,
+					__ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
+	    pyai_verbose)
+		pyai_say("pyalloc[%d]: the heap on descriptor %d is unusable: %s",
+			 (int)getpid(), h->fd,
+			 err == EBADF ? "the program closed or replaced its descriptor" :
+			 err == EIO ? "the kernel could not copy it for this forked child" :
+			 err == EPERM ? "this process has no heap of its own in it" :
+			 "device error");
+}
+
+/*
+ * Is h->fd still our heap?  A program that closes every descriptor it does
+ * not know, or dup2()s over one, must not have our ioctls sent to some
+ * other file.  fstat() compares the device and inode; a heap that fails is
+ * lost (EBADF).  Only heaps with PYAI_HEAP_CHECK_FD pay for it.
+ */
+int pyai_heap_check_fd(struct pya_heap *h)
+{
+	struct stat st;
+	int err = errno;
+
+	if (unlikely(__atomic_load_n(&h->lost, __ATOMIC_RELAXED))) {
+		errno = h->lost;
+		return -1;
+	}
+	if (!(h->flags & PYAI_HEAP_CHECK_FD))
+		return 0;
+	if (fstat(h->fd, &st) == 0 && st.st_dev == h->fd_dev &&
+	    st.st_ino == h->fd_ino && st.st_rdev == h->fd_rdev) {
+		errno = err;
+		return 0;
+	}
+	pyai_heap_lose(h, EBADF);
+	errno = EBADF;
+	return -1;
+}
+
 int pyai_heap_ioctl(struct pya_heap *h, struct pyai_counters *ctr,
 		    unsigned long request, void *arg)
 {
+	if (pyai_heap_check_fd(h) < 0)
+		return -1;
 	if (ctr)
 		PYAI_BUMP(ctr->ioctl_other, 1);
 	else
@@ -140,6 +257,8 @@ static void heap_geometry(struct pya_heap *h)
 		h->batch[c] = b;
 		h->limit[c] = (PYAI_PAGE_SIZE / size) * size;
 		h->divmagic[c] = UINT64_MAX / size + 1;
+		h->slots_off[c] = h->slots_total;
+		h->slots_total += 2 * b;
 	}
 }
 
@@ -147,6 +266,8 @@ static int heap_configure(struct pya_heap *h, unsigned int gran,
 			  uint64_t limit)
 {
 	struct pyalloc_config cfg = { 0 };
+	uint32_t mode = h->private_mode ? PYALLOC_MODE_PRIVATE :
+					  PYALLOC_MODE_SHARED;
 
 	if (gran != PYALLOC_GRANULARITY_8)
 		cfg.flags |= PYALLOC_CONFIG_GRANULARITY;
@@ -155,13 +276,24 @@ static int heap_configure(struct pya_heap *h, unsigned int gran,
 		cfg.flags |= PYALLOC_CONFIG_MEM_LIMIT;
 		cfg.mem_limit = limit;
 	}
+	if (h->private_mode) {
+		/* A module that cannot copy a heap at fork must not be used
+		 * as if it could: the child would share the parent's blocks. */
+		if (!(h->info.features & PYALLOC_FEATURE_PRIVATE)) {
+			errno = EOPNOTSUPP;
+			return -1;
+		}
+		cfg.flags |= PYALLOC_CONFIG_MODE;
+		cfg.mode = mode;
+	}
 	if (cfg.flags && pyai_heap_ioctl(h, NULL, PYALLOC_IOC_CONFIG, &cfg) < 0)
 		return -1;
 	/* Read the geometry back rather than assume it. */
 	if (pyai_heap_ioctl(h, NULL, PYALLOC_IOC_INFO, &h->info) < 0)
 		return -1;
 	if (h->info.granularity != gran || h->info.pool_size != PYAI_PAGE_SIZE ||
-	    h->info.max_request != PYALLOC_MAX_REQUEST) {
+	    h->info.max_request != PYALLOC_MAX_REQUEST || h->info.mode != mode ||
+	    h->info.window_size < PYAI_PAGE_SIZE) {
 		errno = EPROTO;
 		return -1;
 	}
@@ -180,7 +312,8 @@ static int heap_map(struct pya_heap *h)
 		return -1;
 	}
 	h->page_class = mmap(NULL, table, PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			     (h->private_mode ? MAP_PRIVATE : MAP_SHARED) |
+			     MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (h->page_class == MAP_FAILED) {
 		h->page_class = NULL;
 		return -1;
@@ -196,7 +329,33 @@ static void heap_destroy(struct pya_heap *h)
 		pyai_dev_unmap(h->base, h->window_size);
 	if (h->fd >= 0)
 		pyai_dev_close(h->fd);
-	free(h);
+	pyai_meta_free(h, sizeof(*h));
+}
+
+/*
+ * PYAI_HEAP_CHECK_FD: move the descriptor out of the way of programs that
+ * dup2() onto low numbers or close ranges of them (shells keep theirs at
+ * 10 and up, bash at 255): to 1000 and up when the descriptor limit
+ * allows, else into the top quarter below the limit.  Stays O_CLOEXEC, so
+ * an exec()ed program never inherits it.  Then remember what it is.
+ */
+static int heap_own_fd(struct pya_heap *h)
+{
+	struct rlimit rl;
+	struct stat st;
+	long lo = 1000;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur <= 2048)
+		lo = (long)(rl.rlim_cur * 3 / 4);
+	if (lo > h->fd)
+		h->fd = pyai_dev_move_fd(h->fd, (int)lo);
+	if (fstat(h->fd, &st) < 0)
+		return -1;
+	h->fd_dev = st.st_dev;
+	h->fd_ino = st.st_ino;
+	h->fd_rdev = st.st_rdev;
+	return 0;
 }
 
 /* Give @h a slot in the table, or fail with EMFILE. */
@@ -204,12 +363,12 @@ static int heap_publish(struct pya_heap *h)
 {
 	unsigned int i;
 
-	pthread_mutex_lock(&pyai_lock);
+	pyai_lock_take();
 	for (i = 0; i < PYA_MAX_HEAPS; i++)
 		if (!pyai_table[i].heap)
 			break;
 	if (i == PYA_MAX_HEAPS) {
-		pthread_mutex_unlock(&pyai_lock);
+		pyai_lock_release();
 		errno = EMFILE;
 		return -1;
 	}
@@ -217,11 +376,12 @@ static int heap_publish(struct pya_heap *h)
 	table_set(i, h);
 	if (i >= pyai_table_used)
 		__atomic_store_n(&pyai_table_used, i + 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&pyai_lock);
+	pyai_lock_release();
 	return 0;
 }
 
-static struct pya_heap *heap_open(const struct pya_heap_options *opts)
+struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
+				unsigned int internal_flags)
 {
 	struct pya_heap_options o = PYA_HEAP_OPTIONS_INIT;
 	struct pya_heap *h;
@@ -246,19 +406,23 @@ static struct pya_heap *heap_open(const struct pya_heap_options *opts)
 	if (o.granularity == 0)
 		o.granularity = PYALLOC_GRANULARITY_8;
 	if ((o.granularity != 8 && o.granularity != 16) ||
-	    (o.flags & ~PYA_HEAP_DEBUG)) {
+	    (o.flags & ~(PYA_HEAP_DEBUG | PYA_HEAP_SHARED))) {
 		errno = EINVAL;
 		return NULL;
 	}
-	h = calloc(1, sizeof(*h));
+	h = pyai_meta_alloc(sizeof(*h));
 	if (!h)
 		return NULL;
 	h->fd = -1;
 	h->slot = -1;
-	h->flags = o.flags | (pyai_env_debug ? PYA_HEAP_DEBUG : 0);
+	h->flags = o.flags | internal_flags |
+		   (pyai_env_debug ? PYA_HEAP_DEBUG : 0);
+	h->private_mode = !(o.flags & PYA_HEAP_SHARED);
 
 	h->fd = pyai_dev_open();
 	if (h->fd < 0)
+		goto fail;
+	if ((h->flags & PYAI_HEAP_CHECK_FD) && heap_own_fd(h) < 0)
 		goto fail;
 	if (pyai_heap_ioctl(h, NULL, PYALLOC_IOC_INFO, &h->info) < 0)
 		goto fail;
@@ -287,7 +451,7 @@ fail:
 
 pya_heap_t *pya_heap_open(const struct pya_heap_options *opts)
 {
-	return heap_open(opts);
+	return pyai_heap_open(opts, 0);
 }
 
 int pya_heap_close(pya_heap_t *h)
@@ -296,17 +460,17 @@ int pya_heap_close(pya_heap_t *h)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&pyai_lock);
+	pyai_lock_take();
 	if (h->is_default || h->slot < 0 || h->slot >= PYA_MAX_HEAPS ||
 	    pyai_table[h->slot].heap != h) {
-		pthread_mutex_unlock(&pyai_lock);
+		pyai_lock_release();
 		errno = EINVAL;
 		return -1;
 	}
 	/* Return what every thread has cached, then forget those caches. */
 	pyai_heap_detach_caches(h);
 	table_set(h->slot, NULL);
-	pthread_mutex_unlock(&pyai_lock);
+	pyai_lock_release();
 	heap_destroy(h);
 	return 0;
 }
@@ -319,7 +483,7 @@ static void default_open(void)
 
 	if (g && strcmp(g, "16") == 0)
 		o.granularity = 16;
-	h = heap_open(&o);
+	h = pyai_heap_open(&o, 0);
 	if (!h) {
 		pyai_default_errno = errno;
 		return;

@@ -9,7 +9,9 @@
  *   magazine.c  per-thread, per-class magazines: fast paths, refill, drain,
  *               thread exit and fork()
  *   large.c     requests above 512 bytes: mmap, and a registry of them
+ *   meta.c      the library's own metadata: pages from mmap, never malloc
  *   alloc.c     the public malloc-shaped API, dispatching small/large
+ *   preload.c   libpyalloc-malloc.so only: malloc, free, ... for LD_PRELOAD
  *   stats.c     statistics and the sys._debugmallocstats()-style table
  *   fatal.c     the "invalid pointer" abort
  *
@@ -66,6 +68,7 @@ struct pyai_counters {
 	uint64_t ioctl_free;
 	uint64_t ioctl_other;
 	uint64_t forks_dropped;
+	uint64_t lost_blocks;	/* freed into a heap that is gone (lost) */
 };
 
 /*
@@ -81,8 +84,9 @@ struct pyai_counters {
 
 struct pyai_mag {
 	uint32_t count;		/* blocks held, written by the owner only */
-	uint32_t cap;		/* 2 * batch; 0 until slots is allocated */
-	void **slots;		/* slots[0] oldest, slots[count - 1] newest */
+	uint32_t cap;		/* 2 * batch */
+	void **slots;		/* slots[0] oldest, slots[count - 1] newest;
+				 * inside the tcache's own mapping */
 };
 
 struct pyai_thread;
@@ -94,7 +98,15 @@ struct pyai_tcache {
 	struct pyai_tcache *next;	/* on heap->caches, under pyai_lock */
 	struct pyai_tcache **pprev;
 	struct pyai_counters ctr;
+	size_t map_len;			/* bytes of this tcache's mapping */
 	struct pyai_mag mag[PYA_MAX_CLASSES];
+	/*
+	 * The slot arrays of every class, laid out back to back.  They live
+	 * in the same mapping as the tcache rather than in malloc()ed arrays:
+	 * the library is also the process's malloc (preload.c), and a
+	 * magazine whose slots came from malloc would recurse into itself.
+	 */
+	void *slots[];
 };
 
 /* Per-thread state, reached through one initial-exec TLS pointer. */
@@ -122,10 +134,24 @@ struct pya_heap {
 	uint8_t *page_class;
 	unsigned int shift;		/* log2(granularity) */
 	unsigned int nclasses;
-	unsigned int flags;		/* PYA_HEAP_* */
+	unsigned int flags;		/* PYA_HEAP_* and PYAI_HEAP_* */
 	int fd;
 	int slot;			/* index in the heap table */
 	bool is_default;
+	bool private_mode;		/* PYALLOC_MODE_PRIVATE */
+	/*
+	 * 0, or the errno that made the heap unusable: EIO in a forked child
+	 * whose copy the kernel could not make, EPERM when the process has no
+	 * heap of its own in the file, EBADF when the program closed or
+	 * replaced the descriptor.  A lost heap allocates nothing more; blocks
+	 * freed into it are dropped (the window stays mapped, so blocks the
+	 * program still holds keep their contents).
+	 */
+	int lost;
+	/* PYAI_HEAP_CHECK_FD: what the descriptor must still be. */
+	uint64_t fd_dev, fd_ino, fd_rdev;
+	uint32_t slots_off[PYA_MAX_CLASSES];	/* class c's slots in a tcache */
+	uint32_t slots_total;
 	uint32_t batch[PYA_MAX_CLASSES];	/* B(c) */
 	uint32_t limit[PYA_MAX_CLASSES];	/* blocks per page * size */
 	uint64_t divmagic[PYA_MAX_CLASSES];	/* divisibility test, see heap.c */
@@ -134,11 +160,23 @@ struct pya_heap {
 	struct pyai_counters retired;	/* exited threads, direct path (atomic) */
 };
 
-/* pyai_lock guards heap->caches, the thread list and the heap table. */
+/*
+ * Internal heap flags, above the public PYA_HEAP_* bits.
+ * PYAI_HEAP_CHECK_FD: the descriptor is moved to a high number and checked
+ * (fstat) before every ioctl, because the program that owns the process
+ * (the drop-in malloc's case) may close or dup2 over descriptors it does
+ * not know about.
+ */
+#define PYAI_HEAP_CHECK_FD	(1U << 16)
+
+/* pyai_lock guards heap->caches, the thread list and the heap table; take
+ * it with pyai_lock_take(), which also repairs the state of a child forked
+ * without the atfork handlers (see heap.c). */
 extern pthread_mutex_t pyai_lock;
 extern struct pyai_thread *pyai_threads;
 extern struct pya_heap *pyai_default;		/* set once, atomically */
 extern bool pyai_env_debug;
+extern bool pyai_verbose;		/* PYALLOC_VERBOSE=1 */
 
 /* dev.c: the device, replaced by a fake in the host unit tests. */
 int pyai_dev_open(void);
@@ -146,9 +184,22 @@ int pyai_dev_ioctl(int fd, unsigned long request, void *arg);
 void *pyai_dev_map(int fd, size_t len);
 void pyai_dev_unmap(void *addr, size_t len);
 void pyai_dev_close(int fd);
+/* F_DUPFD_CLOEXEC to @lo or above and close @fd; @fd if that fails. */
+int pyai_dev_move_fd(int fd, int lo);
+
+/* meta.c: page-granular memory for the library's own structures. */
+void *pyai_meta_alloc(size_t len);
+void pyai_meta_free(void *p, size_t len);
 
 /* heap.c */
 void pyai_global_init(void);
+void pyai_lock_take(void);
+void pyai_lock_release(void);
+void pyai_set_pid(void);
+struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
+				unsigned int internal_flags);
+int pyai_heap_check_fd(struct pya_heap *h);
+void pyai_heap_lose(struct pya_heap *h, int err);
 struct pya_heap *pyai_default_heap(void);
 struct pya_heap *pyai_heap_of(const void *p);
 void pyai_heap_foreach(void (*fn)(struct pya_heap *h, void *arg), void *arg);
@@ -183,7 +234,12 @@ static inline int pyai_block_class(const struct pya_heap *h, const void *p)
 				__ATOMIC_RELAXED) - 1;
 	uint32_t in_page = off & (PYAI_PAGE_SIZE - 1);
 
-	if (unlikely(c < 0))
+	/*
+	 * The table is ordinary user-writable memory: a stray write may put
+	 * any byte there, so the class is bounded before it indexes limit[],
+	 * divmagic[] or a magazine.
+	 */
+	if (unlikely(c < 0 || (unsigned int)c >= h->nclasses))
 		return -1;
 	if (unlikely(in_page >= h->limit[c] ||
 		     (uint64_t)in_page * h->divmagic[c] > h->divmagic[c] - 1))
@@ -206,6 +262,8 @@ static inline void pyai_note_class(struct pya_heap *h, uint64_t off,
 void *pyai_small_alloc(struct pya_heap *h, unsigned int c);
 void pyai_small_free(struct pya_heap *h, void *p, unsigned int c);
 int pyai_flush_thread(struct pya_heap *h);
+void pyai_retire_thread(void);
+void pyai_after_raw_fork(void);	/* under pyai_lock */
 void pyai_heap_detach_caches(struct pya_heap *h);	/* under pyai_lock */
 void pyai_magazine_init(void);
 void pyai_fork_prepare(void);
@@ -229,5 +287,8 @@ __attribute__((noreturn, cold))
 void pyai_invalid_pointer(const char *fn, const void *p);
 __attribute__((noreturn, cold, format(printf, 1, 2)))
 void pyai_fatal(const char *fmt, ...);
+/* One line on stderr, written with write(2): no stdio, no malloc. */
+__attribute__((cold, format(printf, 1, 2)))
+void pyai_say(const char *fmt, ...);
 
 #endif /* PYALLOC_INTERNAL_H */

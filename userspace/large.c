@@ -49,7 +49,8 @@ static int reg_grow(void)
 	struct large_ent *old = large_tab;
 	size_t oldcap = old ? large_mask + 1 : 0, i;
 
-	large_tab = calloc(cap, sizeof(*large_tab));
+	/* Not calloc(): see meta.c. */
+	large_tab = pyai_meta_alloc(cap * sizeof(*large_tab));
 	if (!large_tab) {
 		large_tab = old;
 		return -1;
@@ -65,7 +66,7 @@ static int reg_grow(void)
 			;
 		large_tab[j] = old[i];
 	}
-	free(old);
+	pyai_meta_free(old, oldcap * sizeof(*old));
 	return 0;
 }
 

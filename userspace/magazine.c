@@ -22,15 +22,27 @@
  * magazines (heap close, stats, thread exit, fork); a magazine's count is
  * written with relaxed atomics so that stats may read it racily.
  *
- * fork(): the child shares the heap with the parent, and the blocks in the
- * magazines it inherited are still owned by the parent's magazines.  The
- * child therefore drops (forgets, never frees) every inherited magazine
- * content, and every other thread's cache, in a pthread_atfork() handler.
- * Those blocks stay allocated for the child's lifetime (they are the
- * parent's); nothing is ever returned to the kernel twice.
+ * fork(), private heaps (the default): the kernel gives the child its own
+ * copy of the heap at the instant of fork, so the blocks in the forking
+ * thread's magazines are the child's own blocks: the child keeps them and
+ * goes on using them.  The other threads do not exist in the child; the
+ * atfork child handler returns their cached blocks to the child's heap.
+ * Without the handlers (raw fork system call, _Fork()) nothing is wrong
+ * either: the forking thread's magazines are still the child's own, and the
+ * other threads' blocks merely stay cached, unused (pyai_after_raw_fork()).
+ *
+ * fork(), shared heaps (PYA_HEAP_SHARED): the child shares the heap with
+ * the parent, and the blocks in the magazines it inherited are still owned
+ * by the parent's magazines.  The child therefore drops (forgets, never
+ * frees) every inherited magazine content, and every other thread's cache,
+ * in the atfork child handler.  Those blocks stay allocated for the child's
+ * lifetime (they are the parent's); nothing is returned to the kernel twice.
+ *
+ * None of these structures comes from malloc() (meta.c): the library is
+ * also a process's malloc, and must never call itself.
  */
-#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -40,6 +52,13 @@ static __thread struct pyai_thread *pyai_self TLS_IE;
 /* Set once the thread's destructor ran: later calls go straight to the
  * kernel so nothing is cached that would never be flushed. */
 static __thread bool pyai_exiting TLS_IE;
+/*
+ * Set while this thread builds its caches, or holds pyai_lock for fork():
+ * an allocation made meanwhile by code we call (pthread_setspecific() may
+ * allocate, and so may other libraries' atfork handlers that run after
+ * ours) goes straight to the kernel instead of recursing or deadlocking.
+ */
+static __thread bool pyai_busy TLS_IE;
 static pthread_key_t pyai_key;
 struct pyai_thread *pyai_threads;
 
@@ -94,10 +113,16 @@ static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
 	};
 	uint32_t i;
 
+	if (pyai_heap_check_fd(h) < 0)
+		return -1;
 	for (a.count = want;; a.count /= 2) {
 		COUNT(h, tc, ioctl_alloc);
 		if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_ALLOC, &a) == 0)
 			break;
+		if (errno == EIO || errno == EPERM || errno == EBADF) {
+			pyai_heap_lose(h, errno);
+			return -1;
+		}
 		if (errno != ENOMEM || a.count == 1)
 			return -1;
 	}
@@ -116,19 +141,32 @@ static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
 	return (int)a.count;
 }
 
-/* Free @n blocks; a rejection means the program corrupted the heap. */
+/*
+ * Free @n blocks; a rejection means the program corrupted the heap.  Into a
+ * lost heap (struct pya_heap.lost) nothing can be returned: the blocks are
+ * dropped and counted.
+ */
 static void kernel_free(struct pya_heap *h, struct pyai_tcache *tc,
 			void *const *blocks, uint32_t n, const char *fn)
 {
 	uint64_t offs[PYALLOC_MAX_BATCH];
 	struct pyalloc_free f = { .count = n, .offsets = (uintptr_t)offs };
 	uint32_t i;
+	int err = errno;
 
+	if (pyai_heap_check_fd(h) < 0)
+		goto lost;
 	for (i = 0; i < n; i++)
 		offs[i] = (uintptr_t)blocks[i] - (uintptr_t)h->base;
 	COUNT(h, tc, ioctl_free);
-	if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_FREE, &f) == 0)
+	if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_FREE, &f) == 0) {
+		errno = err;
 		return;
+	}
+	if (errno == EIO || errno == EPERM || errno == EBADF) {
+		pyai_heap_lose(h, errno);
+		goto lost;
+	}
 	if (errno == EINVAL && f.error_index < n) {
 		if (fn)
 			pyai_fatal("%s(): double free or invalid pointer %p",
@@ -138,19 +176,16 @@ static void kernel_free(struct pya_heap *h, struct pyai_tcache *tc,
 			   "(run with PYALLOC_DEBUG=1 to catch it at the call site)",
 			   blocks[f.error_index]);
 	}
-	pyai_fatal("pyalloc: PYALLOC_IOC_FREE failed: %s", strerror(errno));
+	pyai_fatal("pyalloc: PYALLOC_IOC_FREE failed: error %d", errno);
+lost:
+	if (tc)
+		PYAI_BUMP(tc->ctr.lost_blocks, n);
+	else
+		PYAI_ADD(h->retired.lost_blocks, n);
+	errno = err;
 }
 
 /* --- magazines -------------------------------------------------------- */
-
-static int mag_init(struct pya_heap *h, struct pyai_mag *m, unsigned int c)
-{
-	m->slots = malloc(2 * h->batch[c] * sizeof(void *));
-	if (!m->slots)
-		return -1;
-	m->cap = 2 * h->batch[c];
-	return 0;
-}
 
 /* Return the @n oldest blocks of @m to the kernel. */
 static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
@@ -179,13 +214,30 @@ static unsigned int tcache_drain_all(struct pyai_tcache *tc)
 	return n;
 }
 
-static void tcache_free(struct pyai_tcache *tc)
+/* A tcache and its slot arrays, in one mapping of their own. */
+static struct pyai_tcache *tcache_new(struct pya_heap *h,
+				      struct pyai_thread *t)
 {
+	size_t len = sizeof(struct pyai_tcache) +
+		     (size_t)h->slots_total * sizeof(void *);
+	struct pyai_tcache *tc = pyai_meta_alloc(len);
 	unsigned int c;
 
-	for (c = 0; c < PYA_MAX_CLASSES; c++)
-		free(tc->mag[c].slots);
-	free(tc);
+	if (!tc)
+		return NULL;
+	tc->map_len = len;
+	tc->heap = h;
+	tc->owner = t;
+	for (c = 0; c < h->nclasses; c++) {
+		tc->mag[c].cap = 2 * h->batch[c];
+		tc->mag[c].slots = tc->slots + h->slots_off[c];
+	}
+	return tc;
+}
+
+static void tcache_free(struct pyai_tcache *tc)
+{
+	pyai_meta_free(tc, tc->map_len);
 }
 
 static void tcache_unlink(struct pyai_tcache *tc)
@@ -214,47 +266,51 @@ static void tcache_retire(struct pyai_tcache *tc)
 static struct pyai_tcache *tcache_get(struct pya_heap *h)
 {
 	struct pyai_thread *t = pyai_self;
-	struct pyai_tcache *tc;
+	struct pyai_tcache *tc = NULL;
 
-	if (pyai_exiting)
+	if (pyai_exiting || pyai_busy)
 		return NULL;
+	if (t) {
+		tc = t->cache[h->slot];
+		if (tc && PYAI_LOAD(tc->heap) == h)
+			return tc;
+	}
+	pyai_busy = true;
 	if (!t) {
-		t = calloc(1, sizeof(*t));
+		t = pyai_meta_alloc(sizeof(*t));
 		if (!t)
-			return NULL;
-		pthread_mutex_lock(&pyai_lock);
+			goto out;
+		pyai_lock_take();
 		t->next = pyai_threads;
 		t->pprev = &pyai_threads;
 		if (pyai_threads)
 			pyai_threads->pprev = &t->next;
 		pyai_threads = t;
-		pthread_mutex_unlock(&pyai_lock);
+		pyai_lock_release();
 		pyai_self = t;
 		/* Any non-NULL value makes the destructor run at exit. */
 		pthread_setspecific(pyai_key, t);
 	}
 	tc = t->cache[h->slot];
-	if (tc && PYAI_LOAD(tc->heap) == h)
-		return tc;
 	if (tc) {
 		/* Left over from a closed heap that had this slot; heap close
 		 * already returned its blocks and unlinked it. */
 		tcache_free(tc);
 		t->cache[h->slot] = NULL;
 	}
-	tc = calloc(1, sizeof(*tc));
+	tc = tcache_new(h, t);
 	if (!tc)
-		return NULL;
-	tc->heap = h;
-	tc->owner = t;
-	pthread_mutex_lock(&pyai_lock);
+		goto out;
+	pyai_lock_take();
 	tc->next = h->caches;
 	tc->pprev = &h->caches;
 	if (h->caches)
 		h->caches->pprev = &tc->next;
 	h->caches = tc;
-	pthread_mutex_unlock(&pyai_lock);
+	pyai_lock_release();
 	t->cache[h->slot] = tc;
+out:
+	pyai_busy = false;
 	return tc;
 }
 
@@ -288,10 +344,8 @@ static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
 		PYAI_STORE(m->count, m->count - 1);
 		return m->slots[m->count];
 	}
-	if (!m->slots && mag_init(h, m, c) < 0)
-		return direct_alloc(h, c);
 	n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
-	if (n < 0 && errno == ENOMEM && tcache_drain_all(tc))
+	if (n < 0 && errno == ENOMEM && !h->lost && tcache_drain_all(tc))
 		/* Blocks this thread hoards in other classes may be holding
 		 * the pages the kernel needs: give them back, try again. */
 		n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
@@ -339,8 +393,6 @@ static __attribute__((noinline)) void free_slow(struct pya_heap *h, void *p,
 	if (!tc)
 		return direct_free(h, p);
 	m = &tc->mag[c];
-	if (!m->slots && mag_init(h, m, c) < 0)
-		return direct_free(h, p);
 	if (m->count == m->cap) {
 		mag_drain(h, tc, m, h->batch[c]);
 		PYAI_BUMP(tc->ctr.free_drains, 1);
@@ -376,9 +428,9 @@ int pyai_flush_thread(struct pya_heap *h)
 	struct pyai_tcache *tc = tcache_of(h);
 
 	if (tc) {
-		pthread_mutex_lock(&pyai_lock);
+		pyai_lock_take();
 		tcache_drain_all(tc);
-		pthread_mutex_unlock(&pyai_lock);
+		pyai_lock_release();
 	}
 	return 0;
 }
@@ -401,9 +453,14 @@ static void thread_exit(void *arg)
 	struct pyai_thread *t = arg;
 	unsigned int i;
 
+	/*
+	 * Destructors of other keys and TLS may still allocate and free after
+	 * this one: pyai_exiting sends those calls straight to the kernel, one
+	 * block at a time, so nothing is cached that nobody would flush.
+	 */
 	pyai_exiting = true;
 	pyai_self = NULL;
-	pthread_mutex_lock(&pyai_lock);
+	pyai_lock_take();
 	for (i = 0; i < PYA_MAX_HEAPS; i++) {
 		struct pyai_tcache *tc = t->cache[i];
 
@@ -419,29 +476,103 @@ static void thread_exit(void *arg)
 	*t->pprev = t->next;
 	if (t->next)
 		t->next->pprev = t->pprev;
-	pthread_mutex_unlock(&pyai_lock);
-	free(t);
+	pyai_lock_release();
+	pyai_meta_free(t, sizeof(*t));
+}
+
+/*
+ * exit() (the drop-in malloc's destructor): the calling thread's cached
+ * blocks go back as at thread exit, and what runs after (other libraries'
+ * destructors) is served one block at a time by the kernel.
+ */
+void pyai_retire_thread(void)
+{
+	struct pyai_thread *t = pyai_self;
+
+	if (t) {
+		pthread_setspecific(pyai_key, NULL);
+		thread_exit(t);
+	}
+	pyai_exiting = true;
 }
 
 /* --- fork() ------------------------------------------------------------ */
 
+/*
+ * Prepare: hold pyai_lock across the fork so the child inherits consistent
+ * lists.  The fast paths take no lock, so allocations made by atfork
+ * handlers that run after this one (registered before ours) still work;
+ * one that would need a new cache goes direct instead (pyai_busy).
+ */
 void pyai_fork_prepare(void)
 {
-	pthread_mutex_lock(&pyai_lock);
+	pyai_lock_take();
+	pyai_busy = true;
 	pyai_large_fork_prepare();
 }
 
 void pyai_fork_parent(void)
 {
 	pyai_large_fork_parent();
-	pthread_mutex_unlock(&pyai_lock);
+	pyai_busy = false;
+	pyai_lock_release();
+}
+
+/* A child's handling of a thread cache of another thread, or of its own. */
+static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
+{
+	struct pya_heap *h = tc->heap;
+	unsigned int c;
+
+	if (h->private_mode) {
+		/*
+		 * Private heap: every cached block is the child's own (the
+		 * kernel copied the heap).  The forking thread keeps its
+		 * magazines; a thread that is gone gives its blocks back.
+		 * If the kernel could not make the copy (the heap is lost,
+		 * see fork_child_check()), nothing cached may be handed out:
+		 * every access to the window would fault.
+		 */
+		if (h->lost) {
+			for (c = 0; c < PYA_MAX_CLASSES; c++) {
+				tc->ctr.lost_blocks += tc->mag[c].count;
+				tc->mag[c].count = 0;
+			}
+		} else if (!mine) {
+			tcache_drain_all(tc);
+		}
+		return;
+	}
+	/* Shared heap: the parent's magazines own these blocks. */
+	for (c = 0; c < PYA_MAX_CLASSES; c++) {
+		tc->ctr.forks_dropped += tc->mag[c].count;
+		tc->mag[c].count = 0;
+	}
+}
+
+/*
+ * Ask each private heap whether the kernel made the child's copy: a child
+ * whose copy failed gets EIO from every ioctl, and must not hand out the
+ * blocks in its magazines.  One INFO per private heap and fork, in the
+ * child; it also refreshes the heap id.
+ */
+static void fork_child_check(struct pya_heap *h, void *arg)
+{
+	(void)arg;
+	if (h->private_mode && !h->lost &&
+	    pyai_heap_ioctl(h, NULL, PYALLOC_IOC_INFO, &h->info) < 0 &&
+	    (errno == EIO || errno == EPERM))
+		pyai_heap_lose(h, errno);
 }
 
 void pyai_fork_child(void)
 {
 	struct pyai_thread *t, *next;
-	unsigned int i, c;
+	unsigned int i;
+	int err = errno;
 
+	pyai_set_pid();
+	pyai_heap_foreach(fork_child_check, NULL);
 	for (t = pyai_threads; t; t = next) {
 		next = t->next;
 		for (i = 0; i < PYA_MAX_HEAPS; i++) {
@@ -456,12 +587,7 @@ void pyai_fork_child(void)
 				}
 				continue;
 			}
-			/* The parent's copies of these blocks are still in its
-			 * magazines: forget ours. */
-			for (c = 0; c < PYA_MAX_CLASSES; c++) {
-				tc->ctr.forks_dropped += tc->mag[c].count;
-				tc->mag[c].count = 0;
-			}
+			fork_child_tcache(tc, t == pyai_self);
 			if (t == pyai_self)
 				continue;
 			/* A thread that does not exist in the child. */
@@ -474,11 +600,28 @@ void pyai_fork_child(void)
 			*t->pprev = t->next;
 			if (t->next)
 				t->next->pprev = t->pprev;
-			free(t);
+			pyai_meta_free(t, sizeof(*t));
 		}
 	}
 	pyai_large_fork_child();
+	pyai_busy = false;
 	pthread_mutex_init(&pyai_lock, NULL);
+	errno = err;
+}
+
+/*
+ * A child forked without the atfork handlers, found by pyai_lock_take()
+ * with the lock just re-initialised and held.  The lists may name threads
+ * that do not exist here, and one of them may have been changing a list at
+ * the instant of fork, so nothing is walked or freed: those threads'
+ * caches simply stay where they are.  For a private heap that is correct
+ * (their blocks are this process's, merely unused; the forking thread's
+ * magazines are its own); a shared heap's child must be forked with fork()
+ * (see userspace/README.md).
+ */
+void pyai_after_raw_fork(void)
+{
+	pyai_large_fork_child();
 }
 
 /* --- statistics ---------------------------------------------------------- */
@@ -493,7 +636,7 @@ void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
 	size_t i;
 
 	memset(cached, 0, PYA_MAX_CLASSES * sizeof(uint64_t));
-	pthread_mutex_lock(&pyai_lock);
+	pyai_lock_take();
 	for (i = 0; i < n; i++)
 		dst[i] = PYAI_LOAD(((uint64_t *)&h->retired)[i]);
 	for (tc = h->caches; tc; tc = tc->next) {
@@ -502,5 +645,5 @@ void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
 		for (c = 0; c < PYA_MAX_CLASSES; c++)
 			cached[c] += PYAI_LOAD(tc->mag[c].count);
 	}
-	pthread_mutex_unlock(&pyai_lock);
+	pyai_lock_release();
 }

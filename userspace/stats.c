@@ -15,6 +15,7 @@
 
 int pya_heap_stats(pya_heap_t *h, struct pya_stats *st)
 {
+	struct pyalloc_class_stats kc[PYA_MAX_CLASSES];
 	struct pyalloc_stats ks;
 	struct pyai_counters sum;
 	uint64_t cached[PYA_MAX_CLASSES];
@@ -28,6 +29,9 @@ int pya_heap_stats(pya_heap_t *h, struct pya_stats *st)
 	if (!h)
 		return -1;
 	memset(&ks, 0, sizeof(ks));
+	memset(kc, 0, sizeof(kc));
+	ks.classes = (uintptr_t)kc;
+	ks.classes_count = PYA_MAX_CLASSES;
 	if (pyai_heap_ioctl(h, NULL, PYALLOC_IOC_STATS, &ks) < 0)
 		return -1;
 	memset(st, 0, sizeof(*st));
@@ -51,11 +55,11 @@ int pya_heap_stats(pya_heap_t *h, struct pya_stats *st)
 	st->kernel_blocks_freed = ks.blocks_freed;
 
 	pyai_sum_counters(h, &sum, cached);
-	for (c = 0; c < PYA_MAX_CLASSES && c < ks.num_classes; c++) {
-		st->classes[c].block_size = ks.classes[c].block_size;
-		st->classes[c].pools = ks.classes[c].pools;
-		st->classes[c].blocks_in_use = ks.classes[c].blocks_in_use;
-		st->classes[c].blocks_free = ks.classes[c].blocks_free;
+	for (c = 0; c < ks.classes_count && c < PYA_MAX_CLASSES; c++) {
+		st->classes[c].block_size = kc[c].block_size;
+		st->classes[c].pools = kc[c].pools;
+		st->classes[c].blocks_in_use = kc[c].blocks_in_use;
+		st->classes[c].blocks_free = kc[c].blocks_free;
 		st->classes[c].blocks_cached = cached[c];
 		st->blocks_cached += cached[c];
 	}
@@ -70,6 +74,10 @@ int pya_heap_stats(pya_heap_t *h, struct pya_stats *st)
 	st->ioctl_free = sum.ioctl_free;
 	st->ioctls = sum.ioctl_alloc + sum.ioctl_free + sum.ioctl_other;
 	st->forks_dropped = sum.forks_dropped;
+	st->lost_blocks = sum.lost_blocks;
+	st->shared = ks.mode == PYALLOC_MODE_SHARED;
+	st->heap_id = ks.heap_id;
+	st->forks = ks.forks;
 	pyai_large_stats(st);
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,13 +21,22 @@
 #define NPAGES		(FAKEDEV_WINDOW / 4096)
 #define PAGES_PER_ARENA	(FAKEDEV_ARENA / 4096)
 #define NARENAS		(NPAGES / PAGES_PER_ARENA)
-#define MAX_FD		1024
+#define MAX_FD		2048
 
 struct fheap {
-	pthread_mutex_t lock;		/* process-shared */
+	pthread_mutex_t lock;		/* shared heaps: process-shared */
+	pid_t lock_pid;			/* private heaps: holder's process */
 	char *window;
 	unsigned int shift;
-	bool allocated_once;
+	bool allocated_once;		/* or mapped: CONFIG is EBUSY now */
+	bool private_mode;
+	bool mapped;
+	bool broken;			/* a child whose copy failed: EIO */
+	bool no_heap;			/* a child without a copy: EPERM */
+	pid_t owner;			/* private: the process it belongs to */
+	uint64_t heap_id;
+	uint64_t forks;
+	uint64_t window_size;
 	uint64_t mem_limit;
 	uint64_t pages;
 	uint8_t cls[NPAGES];		/* class + 1, 0: free page */
@@ -42,6 +52,8 @@ struct fglobal {
 	int open_error;
 	unsigned long fail_cmd;
 	int fail_err, fail_n;
+	int fail_fork;
+	uint64_t next_id;
 	uint64_t calls[8];
 };
 
@@ -67,10 +79,120 @@ static void shared_lock_init(pthread_mutex_t *m)
 	pthread_mutexattr_destroy(&a);
 }
 
+/*
+ * A private heap's lock is a spinlock stamped with the holder's pid.  The
+ * kernel serialises a heap's copy with its ioctls; the fake's copy is the
+ * fork itself, and a raw fork system call (no atfork handlers) can copy
+ * the lock held by a thread the child does not have: a lock held by
+ * another process is therefore taken over.  (The fake's state can only be
+ * torn that way by an ioctl that writes; the tests that fork without
+ * handlers run only read-only ioctls in other threads.)
+ */
+static void fh_lock(struct fheap *f)
+{
+	pid_t me = getpid(), seen;
+
+	if (!f->private_mode) {
+		pthread_mutex_lock(&f->lock);
+		return;
+	}
+	for (;;) {
+		seen = 0;
+		if (__atomic_compare_exchange_n(&f->lock_pid, &seen, me, false,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return;
+		if (seen != me &&
+		    __atomic_compare_exchange_n(&f->lock_pid, &seen, me, false,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return;
+		sched_yield();
+	}
+}
+
+static void fh_unlock(struct fheap *f)
+{
+	if (!f->private_mode)
+		pthread_mutex_unlock(&f->lock);
+	else
+		__atomic_store_n(&f->lock_pid, 0, __ATOMIC_RELEASE);
+}
+
 static void fg_init(void)
 {
 	fg = shared_map(sizeof(*fg));
 	shared_lock_init(&fg->lock);
+}
+
+/*
+ * fork() and private heaps: hold each private heap's lock across the fork,
+ * so the child's copy is never half-way through an ioctl.  Registered by a
+ * constructor, before the library registers its own handlers, so this
+ * prepare handler runs after the library's (prepare handlers run in reverse
+ * order of registration).
+ */
+static void fake_prepare(void)
+{
+	int fd;
+
+	for (fd = 0; fd < MAX_FD; fd++)
+		if (fheaps[fd] && fheaps[fd]->private_mode)
+			fh_lock(fheaps[fd]);
+}
+
+static void fake_parent(void)
+{
+	int fd;
+
+	for (fd = 0; fd < MAX_FD; fd++)
+		if (fheaps[fd] && fheaps[fd]->private_mode) {
+			if (fheaps[fd]->mapped)
+				fheaps[fd]->forks++;
+			fh_unlock(fheaps[fd]);
+		}
+}
+
+static void fake_child(void)
+{
+	int fd;
+
+	for (fd = 0; fd < MAX_FD; fd++)
+		if (fheaps[fd] && fheaps[fd]->private_mode)
+			fh_unlock(fheaps[fd]);
+}
+
+__attribute__((constructor)) static void fake_register_atfork(void)
+{
+	pthread_once(&fg_once, fg_init);
+	pthread_atfork(fake_prepare, fake_parent, fake_child);
+}
+
+void fakedev_fail_fork_copy(int n)
+{
+	pthread_once(&fg_once, fg_init);
+	__atomic_store_n(&fg->fail_fork, n, __ATOMIC_RELAXED);
+}
+
+/*
+ * A private heap's first ioctl in a process other than its owner: this is
+ * a forked child's copy (fork() copied the MAP_PRIVATE state and window).
+ * Adopt it as the kernel's copy would be: a new id, or EPERM when the
+ * parent had no mapping to copy, or a failed copy on request.
+ */
+static void adopt_copy(struct fheap *f)
+{
+	f->owner = getpid();
+	if (!f->mapped) {
+		f->no_heap = true;
+		return;
+	}
+	if (__atomic_load_n(&fg->fail_fork, __ATOMIC_RELAXED) > 0 &&
+	    __atomic_sub_fetch(&fg->fail_fork, 1, __ATOMIC_RELAXED) >= 0) {
+		f->broken = true;
+		mprotect(f->window, f->window_size, PROT_NONE);
+		return;
+	}
+	f->heap_id = __atomic_add_fetch(&fg->next_id, 1, __ATOMIC_RELAXED);
+	f->forks = 0;
 }
 
 void fakedev_set_open_error(int err)
@@ -101,10 +223,12 @@ uint64_t fakedev_blocks_in_use(int fd)
 	uint64_t n = 0;
 	size_t i;
 
-	pthread_mutex_lock(&f->lock);
+	if (!f)
+		return 0;
+	fh_lock(f);
 	for (i = 0; i < NPAGES; i++)
 		n += f->used[i];
-	pthread_mutex_unlock(&f->lock);
+	fh_unlock(f);
 	return n;
 }
 
@@ -133,31 +257,76 @@ int pyai_dev_open(void)
 	shared_lock_init(&f->lock);
 	f->shift = 3;
 	f->mem_limit = FAKEDEV_MEM_LIMIT;
+	f->window_size = FAKEDEV_WINDOW;
+	f->owner = getpid();
+	f->heap_id = __atomic_add_fetch(&fg->next_id, 1, __ATOMIC_RELAXED);
 	fheaps[fd] = f;
 	return fd;
 }
 
+int pyai_dev_move_fd(int fd, int lo)
+{
+	int nfd;
+
+	if (lo >= MAX_FD)
+		lo = MAX_FD / 2;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, lo);
+	if (nfd < 0 || nfd >= MAX_FD) {
+		if (nfd >= 0)
+			close(nfd);
+		return fd;
+	}
+	fheaps[nfd] = fheaps[fd];
+	fheaps[fd] = NULL;
+	close(fd);
+	return nfd;
+}
+
 void pyai_dev_close(int fd)
 {
-	munmap(fheaps[fd], sizeof(struct fheap));
-	fheaps[fd] = NULL;
+	if (fd >= 0 && fd < MAX_FD && fheaps[fd]) {
+		munmap(fheaps[fd], sizeof(struct fheap));
+		fheaps[fd] = NULL;
+	}
 	close(fd);
 }
 
 void *pyai_dev_map(int fd, size_t len)
 {
-	struct fheap *f = fheaps[fd];
+	struct fheap *f = fd >= 0 && fd < MAX_FD ? fheaps[fd] : NULL;
 	void *p;
 
-	if (len != FAKEDEV_WINDOW) {
+	if (!f || len != f->window_size) {
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p != MAP_FAILED)
+		 (f->private_mode ? MAP_PRIVATE : MAP_SHARED) |
+		 MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p != MAP_FAILED) {
 		f->window = p;
+		f->mapped = true;
+		f->allocated_once = true;
+	}
 	return p;
+}
+
+/*
+ * CONFIG of the mode: a private heap's state moves to MAP_PRIVATE memory
+ * with a process-private lock, so that fork() copies it.
+ */
+static struct fheap *set_private(int fd, struct fheap *f)
+{
+	struct fheap *n = mmap(NULL, sizeof(*n), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (n == MAP_FAILED)
+		return NULL;
+	memcpy(n, f, sizeof(*n));
+	n->private_mode = true;
+	n->lock_pid = getpid();		/* held: the caller unlocks it */
+	fheaps[fd] = n;
+	return n;
 }
 
 void pyai_dev_unmap(void *addr, size_t len)
@@ -210,10 +379,10 @@ static int64_t alloc_one(struct fheap *f, unsigned int c)
 	}
 	if ((f->pages + 1) * 4096 > f->mem_limit)
 		return -1;
-	for (pg = 0; pg < NPAGES; pg++)
+	for (pg = 0; pg < f->window_size / 4096; pg++)
 		if (!f->cls[pg])
 			break;
-	if (pg == NPAGES)
+	if (pg == f->window_size / 4096)
 		return -1;
 	page_take(f, pg, c);
 found:
@@ -233,7 +402,7 @@ static bool clear_one(struct fheap *f, uint64_t off)
 	size_t pg = off / 4096;
 	uint32_t in = off % 4096, size, b;
 
-	if (off >= FAKEDEV_WINDOW || !f->cls[pg])
+	if (off >= f->window_size || !f->cls[pg])
 		return false;
 	size = bsize(f, f->cls[pg] - 1);
 	if (in % size || in / size >= 4096 / size)
@@ -319,20 +488,28 @@ static int do_free(struct fheap *f, struct pyalloc_free *fr)
 	return 0;
 }
 
-static void do_stats(struct fheap *f, struct pyalloc_stats *s)
+static int do_stats(struct fheap *f, struct pyalloc_stats *s)
 {
 	unsigned int n = PYALLOC_MAX_REQUEST >> f->shift, c;
+	struct pyalloc_class_stats cls[PYALLOC_MAX_CLASSES];
+	struct pyalloc_class_stats *out = (void *)(uintptr_t)s->classes;
+	uint32_t want = s->classes_count;
 	size_t pg;
 
+	if (want && !out)
+		return -EFAULT;
 	*s = f->st;
 	s->granularity = 1U << f->shift;
 	s->num_classes = n;
 	s->pages = f->pages;
 	s->mem_limit = f->mem_limit;
+	s->mode = f->private_mode ? PYALLOC_MODE_PRIVATE : PYALLOC_MODE_SHARED;
+	s->heap_id = f->heap_id;
+	s->forks = f->forks;
 	s->bytes_in_use = s->bytes_free = s->bytes_quantization = 0;
-	memset(s->classes, 0, sizeof(s->classes));
+	memset(cls, 0, sizeof(cls));
 	for (c = 0; c < n; c++)
-		s->classes[c].block_size = bsize(f, c);
+		cls[c].block_size = bsize(f, c);
 	for (pg = 0; pg < NPAGES; pg++) {
 		uint32_t size, per;
 
@@ -341,13 +518,18 @@ static void do_stats(struct fheap *f, struct pyalloc_stats *s)
 		c = f->cls[pg] - 1;
 		size = bsize(f, c);
 		per = 4096 / size;
-		s->classes[c].pools++;
-		s->classes[c].blocks_in_use += f->used[pg];
-		s->classes[c].blocks_free += per - f->used[pg];
+		cls[c].pools++;
+		cls[c].blocks_in_use += f->used[pg];
+		cls[c].blocks_free += per - f->used[pg];
 		s->bytes_in_use += (uint64_t)f->used[pg] * size;
 		s->bytes_free += (uint64_t)(per - f->used[pg]) * size;
 		s->bytes_quantization += 4096 - per * size;
 	}
+	s->classes_count = want < n ? want : n;
+	s->classes = (uintptr_t)out;
+	if (s->classes_count)
+		memcpy(out, cls, s->classes_count * sizeof(*out));
+	return 0;
 }
 
 int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
@@ -369,7 +551,13 @@ int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
 	}
 	pthread_mutex_unlock(&fg->lock);
 
-	pthread_mutex_lock(&f->lock);
+	fh_lock(f);
+	if (f->private_mode && f->owner != getpid())
+		adopt_copy(f);
+	if (f->no_heap || f->broken) {
+		ret = f->no_heap ? -EPERM : -EIO;
+		goto out;
+	}
 	switch (cmd) {
 	case PYALLOC_IOC_INFO: {
 		struct pyalloc_info *i = arg;
@@ -383,28 +571,68 @@ int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
 		i->granularity = 1U << f->shift;
 		i->max_request = PYALLOC_MAX_REQUEST;
 		i->max_batch = PYALLOC_MAX_BATCH;
-		i->window_size = FAKEDEV_WINDOW;
+		i->window_size = f->window_size;
 		i->mem_limit = f->mem_limit;
+		i->features = PYALLOC_FEATURE_PRIVATE |
+			      PYALLOC_FEATURE_WINDOW_SIZE |
+			      PYALLOC_FEATURE_TRIM |
+			      PYALLOC_FEATURE_CLASS_STATS;
+		i->mode = f->private_mode ? PYALLOC_MODE_PRIVATE :
+					    PYALLOC_MODE_SHARED;
+		i->heap_id = f->heap_id;
 		break;
 	}
 	case PYALLOC_IOC_CONFIG: {
 		struct pyalloc_config *c = arg;
+		const uint32_t early = PYALLOC_CONFIG_GRANULARITY |
+				       PYALLOC_CONFIG_WINDOW_SIZE |
+				       PYALLOC_CONFIG_MODE;
 
-		if (c->flags & ~PYALLOC_CONFIG_FLAGS)
+		if ((c->flags & ~PYALLOC_CONFIG_FLAGS) || c->reserved)
 			ret = -EINVAL;
 		else if ((c->flags & PYALLOC_CONFIG_GRANULARITY) &&
 			 c->granularity != 8 && c->granularity != 16)
 			ret = -EINVAL;
-		else if ((c->flags & PYALLOC_CONFIG_GRANULARITY) &&
-			 f->allocated_once)
+		else if ((c->flags & PYALLOC_CONFIG_MODE) &&
+			 c->mode != PYALLOC_MODE_SHARED &&
+			 c->mode != PYALLOC_MODE_PRIVATE)
+			ret = -EINVAL;
+		else if ((c->flags & PYALLOC_CONFIG_WINDOW_SIZE) &&
+			 (!c->window_size || c->window_size % FAKEDEV_ARENA))
+			ret = -EINVAL;
+		else if ((c->flags & PYALLOC_CONFIG_WINDOW_SIZE) &&
+			 c->window_size > FAKEDEV_WINDOW)
+			ret = -EPERM;
+		else if ((c->flags & early) && f->allocated_once)
 			ret = -EBUSY;
 		else if ((c->flags & PYALLOC_CONFIG_MEM_LIMIT) &&
 			 c->mem_limit > f->mem_limit)
 			ret = -EPERM;
 		if (ret)
 			break;
+		if ((c->flags & PYALLOC_CONFIG_MODE) &&
+		    (c->mode == PYALLOC_MODE_PRIVATE) != f->private_mode) {
+			struct fheap *n;
+
+			if (c->mode != PYALLOC_MODE_PRIVATE) {
+				ret = -EINVAL;	/* the fake only goes one way */
+				break;
+			}
+			n = set_private(fd, f);
+			if (!n) {
+				ret = -ENOMEM;
+				break;
+			}
+			/* The old state, lock included, goes; the new one
+			 * is born locked. */
+			fh_unlock(f);
+			munmap(f, sizeof(*f));
+			f = n;
+		}
 		if (c->flags & PYALLOC_CONFIG_GRANULARITY)
 			f->shift = c->granularity == 16 ? 4 : 3;
+		if (c->flags & PYALLOC_CONFIG_WINDOW_SIZE)
+			f->window_size = c->window_size;
 		if (c->flags & PYALLOC_CONFIG_MEM_LIMIT)
 			f->mem_limit = c->mem_limit;
 		break;
@@ -416,12 +644,21 @@ int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
 		ret = do_free(f, arg);
 		break;
 	case PYALLOC_IOC_STATS:
-		do_stats(f, arg);
+		ret = do_stats(f, arg);
 		break;
+	case PYALLOC_IOC_TRIM: {
+		struct pyalloc_trim *t = arg;
+
+		if (t->flags || t->reserved)
+			ret = -EINVAL;
+		t->pages = 0;	/* the fake keeps no empty arena */
+		break;
+	}
 	default:
 		ret = -ENOTTY;
 	}
-	pthread_mutex_unlock(&f->lock);
+out:
+	fh_unlock(f);
 	if (ret) {
 		errno = -ret;
 		return -1;

@@ -54,6 +54,11 @@ typedef struct pya_heap pya_heap_t;
  * the kernel checks each free when it happens (double and invalid frees
  * abort at the call site). */
 #define PYA_HEAP_DEBUG		(1U << 0)
+/* Share the heap with forked children (PYALLOC_MODE_SHARED): parent and
+ * child then allocate from, free into and see the same blocks.  Without it
+ * a heap is private across fork, like malloc's: the child gets its own copy
+ * of every block, taken by the kernel at the instant of fork(). */
+#define PYA_HEAP_SHARED		(1U << 1)
 
 /**
  * struct pya_heap_options - how to open a heap
@@ -140,7 +145,15 @@ struct pya_class_stats {
  * @ioctl_alloc/@ioctl_free: PYALLOC_IOC_ALLOC / _FREE calls made
  * @ioctls:      every ioctl the library issued on this heap
  * @forks_dropped: blocks dropped from inherited magazines after fork()
+ *               (shared heaps only: a private heap's child keeps them)
  * @large_*:     allocations above PYA_SMALL_MAX, process-wide
+ * @shared:      1 for a PYA_HEAP_SHARED heap, 0 for a private one
+ * @heap_id:     the kernel's id of the heap (a forked child's private copy
+ *               has an id of its own)
+ * @forks:       private copies the kernel made of this heap at fork()
+ * @lost_blocks: blocks freed after the heap became unusable (its
+ *               descriptor closed by the program, or a child whose copy
+ *               failed), dropped rather than returned
  */
 struct pya_stats {
 	/* kernel */
@@ -180,6 +193,11 @@ struct pya_stats {
 	uint64_t large_frees;
 	uint64_t large_live;
 	uint64_t large_live_bytes;
+	uint32_t shared;
+	uint32_t reserved;
+	uint64_t heap_id;
+	uint64_t forks;
+	uint64_t lost_blocks;
 };
 
 /* Fill @st for @heap (NULL: the default heap).  0, or -1 + errno. */
