@@ -128,8 +128,12 @@ static long pya_ioc_config(struct pya_heap *heap, unsigned int cmd,
 		err = -EPERM;
 		goto out;
 	}
-	if ((cfg.flags & (PYALLOC_CONFIG_GRANULARITY |
-			  PYALLOC_CONFIG_WINDOW_SIZE | PYALLOC_CONFIG_MODE)) &&
+	/*
+	 * The window and the mode shape every mapping and every fork copy;
+	 * the granularity only the allocations (pya_allocator_set_granularity
+	 * refuses it after the first).
+	 */
+	if ((cfg.flags & (PYALLOC_CONFIG_WINDOW_SIZE | PYALLOC_CONFIG_MODE)) &&
 	    (pf->mapped || a->alloc_calls || pf->nheaps > 1)) {
 		err = -EBUSY;
 		goto out;

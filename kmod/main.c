@@ -64,10 +64,12 @@ MODULE_PARM_DESC(heap_limit_mb,
 
 unsigned long pya_window_mb = 4096;
 
-/* At least one arena of the largest size (4 MiB), at most 2^44 bytes. */
+/* At least one arena (arena_kb is fixed at load), at most 2^44 bytes. */
 static int window_set(const char *val, const struct kernel_param *kp)
 {
-	return param_set_ulong_range(val, kp, 4, PYA_MAX_WINDOW_MB);
+	return param_set_ulong_range(val, kp,
+				     DIV_ROUND_UP(pya_arena_kb, 1024),
+				     PYA_MAX_WINDOW_MB);
 }
 
 static const struct kernel_param_ops window_ops = {
@@ -76,7 +78,7 @@ static const struct kernel_param_ops window_ops = {
 };
 module_param_cb(window_mb, &window_ops, &pya_window_mb, 0644);
 MODULE_PARM_DESC(window_mb,
-		 "Offset window of a new heap in MiB (default 4096, 4..16777216): the most a heap may map; a heap may ask for less");
+		 "Offset window of a new heap in MiB (default 4096, one arena..16777216): the most a heap may map; a heap may ask for less");
 
 /* 0 at load time: half of RAM, computed in pya_init(). */
 unsigned long pya_total_limit_mb;
@@ -97,6 +99,7 @@ MODULE_PARM_DESC(total_limit_mb,
 atomic_long_t pya_pages_held = ATOMIC_LONG_INIT(0);
 atomic_t pya_heaps_open = ATOMIC_INIT(0);
 atomic64_t pya_forks = ATOMIC64_INIT(0);
+/* Guards pya_files; outside every file and heap lock (pyalloc.h). */
 DEFINE_MUTEX(pya_files_lock);
 LIST_HEAD(pya_files);
 

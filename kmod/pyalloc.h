@@ -32,6 +32,7 @@
 #define _PYALLOC_H
 
 #include <linux/atomic.h>
+#include <linux/bits.h>
 #include <linux/fs.h>
 #include <linux/mutex.h>
 #include <linux/xarray.h>
@@ -47,7 +48,7 @@ struct user_struct;
  * in the allocator's u32 however small the arenas are.
  */
 #define PYA_MAX_WINDOW_MB	(16 * 1024 * 1024UL)
-#define PYA_MAX_WINDOW_SLOTS	(1U << 31)
+#define PYA_MAX_WINDOW_SLOTS	BIT(31)
 
 struct pya_file {
 	struct mutex lock;		/* see above */

@@ -55,7 +55,7 @@ FIXTURE_TEARDOWN(alloc)
 static void expect_alloc_rejected(struct __test_metadata *_metadata, int fd,
 				  struct pyalloc_alloc *a, int err)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 
 	ASSERT_EQ(0, pya_stats(fd, &s0));
 	EXPECT_EQ(-err, pya_ioctl(fd, PYALLOC_IOC_ALLOC, a))
@@ -74,13 +74,13 @@ TEST_F(alloc, seed_examples)
 
 	for (n = 0; n < sizeof(sizes) / sizeof(sizes[0]); n++) {
 		__u32 sz = sizes[n], bs = 0;
-		struct pyalloc_stats st;
+		struct pya_kstats st;
 		__u64 off;
 
 		ASSERT_EQ(0, pya_alloc(self->fd, sz, 1, &off, &bs));
 		EXPECT_EQ(pya_round(sz, self->gran), bs) TH_LOG("size %u", sz);
 		ASSERT_EQ(0, pya_stats(self->fd, &st));
-		EXPECT_EQ(1, st.classes[pya_class(sz, self->gran)].blocks_in_use)
+		EXPECT_EQ(1, st.cls[pya_class(sz, self->gran)].blocks_in_use)
 			TH_LOG("size %u", sz);
 		ASSERT_EQ(0, pya_free(self->fd, &off, 1, NULL));
 	}
@@ -103,7 +103,7 @@ TEST_F(alloc, every_size_class_and_alignment)
 {
 	static struct pya_blk blk[PYALLOC_MAX_REQUEST];
 	static __u64 offs[PYALLOC_MAX_REQUEST];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned int c;
 	__u32 n;
 
@@ -124,7 +124,7 @@ TEST_F(alloc, every_size_class_and_alignment)
 	}
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	for (c = 0; c < self->info.num_classes; c++) {
-		EXPECT_EQ(self->gran, st.classes[c].blocks_in_use)
+		EXPECT_EQ(self->gran, st.cls[c].blocks_in_use)
 			TH_LOG("class %u", c);
 	}
 	EXPECT_EQ(PYALLOC_MAX_REQUEST, pya_check_stats(&st, &self->info));
@@ -152,7 +152,7 @@ TEST_F(alloc, pool_layout_every_class)
 		__u32 bpp = self->info.pool_size / bs, n;
 		__u64 pool0, pool1 = ~0ULL;
 		unsigned int in0 = 0, in1 = 0;
-		struct pyalloc_stats st;
+		struct pya_kstats st;
 
 		ASSERT_EQ(0, pya_alloc_n(self->fd, bs, bpp + 1, offs));
 		pool0 = offs[0] & ~(__u64)(self->info.pool_size - 1);
@@ -185,9 +185,9 @@ TEST_F(alloc, pool_layout_every_class)
 				       (unsigned long long)blk[n].off);
 		}
 		ASSERT_EQ(0, pya_stats(self->fd, &st));
-		EXPECT_EQ(2, st.classes[c].pools) TH_LOG("class %u", c);
-		EXPECT_EQ(bpp + 1, st.classes[c].blocks_in_use);
-		EXPECT_EQ(bpp - 1, st.classes[c].blocks_free);
+		EXPECT_EQ(2, st.cls[c].pools) TH_LOG("class %u", c);
+		EXPECT_EQ(bpp + 1, st.cls[c].blocks_in_use);
+		EXPECT_EQ(bpp - 1, st.cls[c].blocks_free);
 		EXPECT_EQ(bpp + 1, pya_check_stats(&st, &self->info));
 		ASSERT_EQ(0, pya_free_n(self->fd, offs, bpp + 1));
 	}
@@ -252,14 +252,14 @@ TEST_F(alloc, patterns_mixed_classes_two_mappings)
 TEST_F(alloc, max_batch_accepted)
 {
 	static __u64 offs[PYALLOC_MAX_BATCH];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u32 bs = 0;
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 100, PYALLOC_MAX_BATCH, offs, &bs));
 	EXPECT_EQ(pya_round(100, self->gran), bs);
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(PYALLOC_MAX_BATCH,
-		  st.classes[pya_class(100, self->gran)].blocks_in_use);
+		  st.cls[pya_class(100, self->gran)].blocks_in_use);
 	EXPECT_EQ(1, st.alloc_calls);
 	EXPECT_EQ(PYALLOC_MAX_BATCH, st.blocks_allocated);
 	pya_check_stats(&st, &self->info);
@@ -333,7 +333,7 @@ static void expect_alloc_efault(struct __test_metadata *_metadata, int fd,
 {
 	struct pyalloc_alloc a = { .size = 200, .count = count,
 				   .offsets = (__u64)(uintptr_t)offsets };
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 
 	ASSERT_EQ(0, pya_stats(fd, &s0));
 	EXPECT_EQ(-EFAULT, pya_ioctl(fd, PYALLOC_IOC_ALLOC, &a))
@@ -405,7 +405,7 @@ TEST_F(alloc, bad_offsets_pointer_efault_live_blocks)
 TEST_F(alloc, offsets_array_inside_own_window)
 {
 	__u64 buf_off, *arr;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned int n;
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 512, 1, &buf_off, NULL));
@@ -413,7 +413,7 @@ TEST_F(alloc, offsets_array_inside_own_window)
 	/* 64 entries fill the untouched 512-byte block. */
 	ASSERT_EQ(0, pya_alloc(self->fd, 24, 64, arr, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(64, st.classes[pya_class(24, self->gran)].blocks_in_use);
+	EXPECT_EQ(64, st.cls[pya_class(24, self->gran)].blocks_in_use);
 	for (n = 0; n < 64; n++) {
 		EXPECT_TRUE(pya_well_placed(&self->info, arr[n],
 					    pya_round(24, self->gran)));
@@ -421,7 +421,7 @@ TEST_F(alloc, offsets_array_inside_own_window)
 	/* And freed from there too. */
 	EXPECT_EQ(0, pya_free(self->fd, arr, 64, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(0, st.classes[pya_class(24, self->gran)].blocks_in_use);
+	EXPECT_EQ(0, st.cls[pya_class(24, self->gran)].blocks_in_use);
 }
 
 PYALLOC_TEST_MAIN

@@ -14,7 +14,7 @@ static void expect_config_rejected(struct __test_metadata *_metadata, int fd,
 				   struct pyalloc_config *c, int err)
 {
 	struct pyalloc_info i0, i1;
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 
 	ASSERT_EQ(0, pya_info(fd, &i0));
 	ASSERT_EQ(0, pya_stats(fd, &s0));
@@ -127,7 +127,7 @@ TEST_F(heap, unknown_flags_einval)
 
 TEST_F(heap, mem_limit_lowered)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	struct pyalloc_info info;
 	__u64 limit = self->info.mem_limit / 2;
 

@@ -18,7 +18,7 @@
  *
  * After an injected failure the call either
  *   - failed with ENOMEM or EFAULT, and the heap is exactly as before: the
- *     whole struct pyalloc_stats is unchanged, and so is the module's
+ *     whole struct pya_kstats is unchanged, and so is the module's
  *     pages_held; or
  *   - succeeded because the module recovered (ALLOC redoes an allocation
  *     whose result could not be delivered; a fault is retried), and then
@@ -355,7 +355,7 @@ static int call_info(struct ctx *c)
 
 static int call_stats(struct ctx *c)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 
 	return pya_stats(c->fd, &st);
 }
@@ -420,7 +420,7 @@ static int setup_partial_arena(struct ctx *c)
  */
 static int setup_kept_empty(struct ctx *c)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	int ret = hold(c, 512, c->info.pool_size / 512);
 
 	if (ret)
@@ -444,7 +444,7 @@ static int setup_kept_empty(struct ctx *c)
 static int setup_at_limit(struct ctx *c)
 {
 	__u64 per_arena = blocks_per_arena(c, 512), *b;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	int ret;
 
 	ret = hold(c, 512, per_arena);				/* A */
@@ -629,7 +629,7 @@ static void __expect_heap_works(struct __test_metadata *_metadata,
 static void __sweep(struct __test_metadata *_metadata,
 		    FIXTURE_DATA(nth) *self, const struct scenario *sc)
 {
-	struct pyalloc_stats before, after, ref;
+	struct pya_kstats before, after, ref;
 	long long base_held, held_before, ref_held, heaps;
 	unsigned int n, errors = 0, absorbed = 0;
 	const char *env = getenv("PYALLOC_NTH_VERBOSE");

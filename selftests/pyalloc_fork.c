@@ -89,7 +89,7 @@ TEST_F(heap, writes_shared_both_ways)
 
 TEST_F(heap, child_frees_parent_block)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 offs[4];
 	pid_t pid;
 
@@ -100,7 +100,7 @@ TEST_F(heap, child_frees_parent_block)
 		_exit(pya_free(self->fd, &offs[2], 1, NULL) ? 1 : 0);
 	ASSERT_EQ(0, wait_child(pid));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(3, st.classes[4].blocks_in_use);
+	EXPECT_EQ(3, st.cls[4].blocks_in_use);
 	EXPECT_EQ(1, st.blocks_freed);
 	EXPECT_EQ(1, st.free_calls);
 	/* It is gone for the parent too. */
@@ -110,7 +110,7 @@ TEST_F(heap, child_frees_parent_block)
 
 TEST_F(heap, child_allocates)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	int c2p[2];
 	__u64 offs[8];
 	unsigned int n;
@@ -131,7 +131,7 @@ TEST_F(heap, child_allocates)
 	ASSERT_EQ(sizeof(offs), read(c2p[0], offs, sizeof(offs)));
 	ASSERT_EQ(0, wait_child(pid));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(8, st.classes[200 / 8 - 1].blocks_in_use);
+	EXPECT_EQ(8, st.cls[200 / 8 - 1].blocks_in_use);
 	for (n = 0; n < 8; n++) {
 		EXPECT_TRUE(pya_check(self->map, offs[n], 200, 7));
 	}
@@ -149,7 +149,7 @@ TEST_F(heap, release_unmaps_child_mapping)
 	const __u64 as = self->info.arena_size;
 	const __u64 n = 3 * (__u64)self->info.pools_per_arena *
 			(self->info.pool_size / 512);
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	int p2c[2], c2p[2];
 	__u64 *offs, i;
 	pid_t pid;

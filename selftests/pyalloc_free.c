@@ -18,7 +18,7 @@ PYA_HEAP_FIXTURE(heap)
 static void expect_free_rejected(struct __test_metadata *_metadata, int fd,
 				 const __u64 *offs, __u32 count, __u32 bad)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u32 idx = 0;
 
 	ASSERT_EQ(0, pya_stats(fd, &s0));
@@ -36,7 +36,7 @@ static void expect_free_rejected(struct __test_metadata *_metadata, int fd,
 static void expect_freed(struct __test_metadata *_metadata, int fd,
 			 const __u64 *offs, __u32 count)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 
 	ASSERT_EQ(0, pya_stats(fd, &s0));
 	ASSERT_EQ(0, pya_free(fd, offs, count, NULL));
@@ -47,13 +47,13 @@ static void expect_freed(struct __test_metadata *_metadata, int fd,
 
 TEST_F(heap, free_updates_stats)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 offs[10];
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 42, 10, offs, NULL));
 	ASSERT_EQ(0, pya_free(self->fd, offs, 4, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(6, st.classes[5].blocks_in_use);
+	EXPECT_EQ(6, st.cls[5].blocks_in_use);
 	EXPECT_EQ(1, st.free_calls);
 	EXPECT_EQ(4, st.blocks_freed);
 	EXPECT_EQ(6 * 48, st.bytes_in_use);
@@ -84,12 +84,12 @@ TEST_F(heap, free_then_reuse)
 {
 	static __u64 offs[PYA_PAGE / 64];
 	__u32 bpp = self->info.pool_size / 64, n;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 again;
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 64, bpp, offs, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	ASSERT_EQ(1, st.classes[7].pools);
+	ASSERT_EQ(1, st.cls[7].pools);
 	for (n = 0; n < bpp; n++)
 		pya_fill(self->map, offs[n], 64, 5);
 	ASSERT_EQ(0, pya_free(self->fd, &offs[bpp / 2], 1, NULL));
@@ -97,14 +97,14 @@ TEST_F(heap, free_then_reuse)
 	EXPECT_EQ(offs[bpp / 2], again);
 	EXPECT_TRUE(pya_check(self->map, again, 64, 5));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(1, st.classes[7].pools);
-	EXPECT_EQ(bpp, st.classes[7].blocks_in_use);
+	EXPECT_EQ(1, st.cls[7].pools);
+	EXPECT_EQ(bpp, st.cls[7].blocks_in_use);
 	/* Free all, allocate all again: no new page is needed. */
 	ASSERT_EQ(0, pya_free(self->fd, offs, bpp, NULL));
 	ASSERT_EQ(0, pya_alloc(self->fd, 64, bpp, offs, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(1, st.pages);
-	EXPECT_EQ(1, st.classes[7].pools);
+	EXPECT_EQ(1, st.cls[7].pools);
 }
 
 /* An emptied pool goes back to its arena and may serve another class. */
@@ -112,7 +112,7 @@ TEST_F(heap, empty_pool_serves_other_class)
 {
 	static __u64 offs[PYA_PAGE / 16];
 	__u32 bpp = self->info.pool_size / 16;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 pages;
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 16, bpp, offs, NULL));
@@ -120,13 +120,13 @@ TEST_F(heap, empty_pool_serves_other_class)
 	pages = st.pages;
 	ASSERT_EQ(0, pya_free(self->fd, offs, bpp, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(0, st.classes[1].pools);
+	EXPECT_EQ(0, st.cls[1].pools);
 	/* The arena is the only one, kept with its pages. */
 	EXPECT_EQ(pages, st.pools_empty);
 	ASSERT_EQ(0, pya_alloc(self->fd, 256, 16, offs, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(pages, st.pages) TH_LOG("a new page for a class switch");
-	EXPECT_EQ(1, st.classes[31].pools);
+	EXPECT_EQ(1, st.cls[31].pools);
 	EXPECT_EQ(0, st.pools_empty);
 	pya_check_stats(&st, &self->info);
 }
@@ -360,7 +360,7 @@ TEST_F(heap, count_above_max_batch_einval)
 
 TEST_F(heap, flags_einval)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	unsigned int bit;
 	__u64 off;
 
@@ -379,7 +379,7 @@ TEST_F(heap, flags_einval)
 
 TEST_F(heap, reserved_einval)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	unsigned int bit;
 	__u64 off;
 
@@ -411,7 +411,7 @@ TEST_F(heap, error_index_input_ignored)
 /* EFAULT for an unreadable offsets array; nothing freed. */
 TEST_F(heap, bad_offsets_pointer_efault)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 offs[8], *pg;
 	__u32 idx;
 
@@ -454,7 +454,7 @@ TEST_F(heap, read_only_offsets_accepted)
 TEST_F(heap, free_mixed_classes_in_one_batch)
 {
 	static __u64 offs[PYALLOC_MAX_BATCH];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned int c, n = 0;
 
 	for (c = 0; c < 64; c++) {

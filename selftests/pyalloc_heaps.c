@@ -45,7 +45,7 @@ FIXTURE_TEARDOWN(two)
 
 TEST_F(two, offsets_of_other_heap_einval)
 {
-	struct pyalloc_stats a0, a1, b0, b1;
+	struct pya_kstats a0, a1, b0, b1;
 	__u64 oa[4], ob;
 	__u32 idx = ~0U;
 
@@ -105,7 +105,7 @@ TEST_F(two, release_in_one_heap_spares_other)
 	const __u64 bpa = (__u64)self->info.pools_per_arena *
 			  (self->info.pool_size / 512);
 	__u64 *oa, *ob, n = 3 * bpa, i;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 
 	oa = malloc(n * sizeof(*oa));
 	ob = malloc(n * sizeof(*ob));
@@ -133,7 +133,7 @@ TEST_F(two, release_in_one_heap_spares_other)
 /* Closing (and unmapping) one heap frees its pages only. */
 TEST_F(two, close_one_heap_spares_other)
 {
-	struct pyalloc_stats sb0, sb1, sa;
+	struct pya_kstats sb0, sb1, sa;
 	long long held;
 	__u64 oa[64], ob[64];
 	unsigned int n;

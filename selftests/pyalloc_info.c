@@ -54,7 +54,7 @@ TEST_F(heap, window_and_limit_match_parameters)
 TEST_F(heap, info_is_stable)
 {
 	struct pyalloc_info again;
-	struct pyalloc_stats a, b;
+	struct pya_kstats a, b;
 
 	ASSERT_EQ(0, pya_stats(self->fd, &a));
 	ASSERT_EQ(0, pya_info(self->fd, &again));
@@ -65,7 +65,7 @@ TEST_F(heap, info_is_stable)
 
 TEST_F(heap, fresh_stats_are_empty)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned int c;
 
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
@@ -86,10 +86,10 @@ TEST_F(heap, fresh_stats_are_empty)
 	EXPECT_EQ(0, st.blocks_allocated);
 	EXPECT_EQ(0, st.blocks_freed);
 	for (c = 0; c < PYALLOC_MAX_CLASSES; c++) {
-		EXPECT_EQ((c + 1) * 8, st.classes[c].block_size);
-		EXPECT_EQ(0, st.classes[c].pools);
-		EXPECT_EQ(0, st.classes[c].blocks_in_use);
-		EXPECT_EQ(0, st.classes[c].blocks_free);
+		EXPECT_EQ((c + 1) * 8, st.cls[c].block_size);
+		EXPECT_EQ(0, st.cls[c].pools);
+		EXPECT_EQ(0, st.cls[c].blocks_in_use);
+		EXPECT_EQ(0, st.cls[c].blocks_free);
 	}
 	pya_check_stats(&st, &self->info);
 }
@@ -97,7 +97,7 @@ TEST_F(heap, fresh_stats_are_empty)
 /* Granularity 16: 32 classes of 16..512 bytes, the rest of the table zero. */
 TEST_F(heap, granularity_16_geometry)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	struct pyalloc_info info;
 	unsigned int c;
 
@@ -112,10 +112,10 @@ TEST_F(heap, granularity_16_geometry)
 	EXPECT_EQ(16, st.granularity);
 	EXPECT_EQ(32, st.num_classes);
 	for (c = 0; c < 32; c++) {
-		EXPECT_EQ((c + 1) * 16, st.classes[c].block_size);
+		EXPECT_EQ((c + 1) * 16, st.cls[c].block_size);
 	}
 	for (; c < PYALLOC_MAX_CLASSES; c++) {
-		EXPECT_EQ(0, st.classes[c].block_size);
+		EXPECT_EQ(0, st.cls[c].block_size);
 	}
 	pya_check_stats(&st, &info);
 }

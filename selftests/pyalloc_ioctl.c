@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The ioctl ABI itself: extensible struct sizes (smaller than the first
- * version -> EINVAL, larger with non-zero unknown bytes -> E2BIG, larger with
+ * version -> ENOTTY, not one of our commands; larger with non-zero unknown
+ * bytes -> E2BIG, larger with
  * zero unknown bytes -> accepted), unknown commands (ENOTTY) and bad argument
  * pointers (EFAULT).  The sized commands are built with _IOC() from the real
  * command's direction and number, only the size differs.
@@ -28,8 +29,32 @@ TEST(struct_sizes_match_ver0)
 	EXPECT_EQ(PYALLOC_FREE_SIZE_VER0, sizeof(struct pyalloc_free));
 	EXPECT_EQ(PYALLOC_STATS_SIZE_VER0, sizeof(struct pyalloc_stats));
 	EXPECT_EQ(PYALLOC_TRIM_SIZE_VER0, sizeof(struct pyalloc_trim));
+	EXPECT_EQ(24, sizeof(struct pyalloc_class_stats));
 	EXPECT_EQ(sizeof(struct pyalloc_info), _IOC_SIZE(PYALLOC_IOC_INFO));
 	EXPECT_EQ(sizeof(struct pyalloc_stats), _IOC_SIZE(PYALLOC_IOC_STATS));
+	/* ABI 2: a magic of our own ('Y'), not nsfs's and remoteproc's. */
+	EXPECT_EQ('Y', _IOC_TYPE(PYALLOC_IOC_INFO));
+	EXPECT_EQ(2, PYALLOC_ABI_VERSION);
+}
+
+/*
+ * Commands of the drivers that share ABI 1's magic 0xB7 (nsfs, remoteproc)
+ * are not ours: ENOTTY, whatever their number and direction.
+ */
+TEST_F(heap, foreign_magic_enotty)
+{
+	unsigned char buf[BIG];
+	unsigned int nr;
+
+	for (nr = 0; nr < 8; nr++) {
+		memset(buf, 0, sizeof(buf));
+		EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, _IOWR(0xB7, nr, int),
+					     buf));
+		EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, _IO(0xB7, nr), buf));
+		EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd,
+			_IOC(_IOC_DIR(PYALLOC_IOC_ALLOC), 0xB7, nr,
+			     sizeof(struct pyalloc_alloc)), buf));
+	}
 }
 
 TEST_F(heap, unknown_command_enotty)
@@ -41,13 +66,13 @@ TEST_F(heap, unknown_command_enotty)
 		/* TRIM's number in the wrong direction. */
 		_IOR(PYALLOC_IOC_MAGIC, 0x05, struct pyalloc_trim),
 		_IOWR(PYALLOC_IOC_MAGIC, 0x7f, __u64),
-		_IOWR(PYALLOC_IOC_MAGIC, 0xff, struct pyalloc_stats),
+		_IOWR(PYALLOC_IOC_MAGIC, 0xff, struct pya_kstats),
 		/* A real number under another magic. */
 		_IOR(PYALLOC_IOC_MAGIC + 1, 0x00, struct pyalloc_info),
 		_IOWR('A', 0x02, struct pyalloc_alloc),
 		0,
 	};
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	unsigned char buf[BIG];
 	unsigned int n;
 
@@ -63,15 +88,17 @@ TEST_F(heap, unknown_command_enotty)
 
 /* ---- INFO and STATS: output structs ---- */
 
-TEST_F(heap, info_smaller_than_ver0_einval)
+TEST_F(heap, info_smaller_than_ver0_enotty)
 {
 	unsigned char buf[BIG];
 
 	memset(buf, 0xa5, sizeof(buf));
-	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO,
+	EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO,
 				PYALLOC_INFO_SIZE_VER0 - 8), buf));
-	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO, 0),
+	EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_INFO, 0),
 				     buf));
+	/* Nothing was written. */
+	EXPECT_EQ(0xa5, buf[0]);
 }
 
 TEST_F(heap, info_larger_accepted)
@@ -89,41 +116,89 @@ TEST_F(heap, info_larger_accepted)
 	}
 }
 
-TEST_F(heap, stats_smaller_than_ver0_einval)
+TEST_F(heap, stats_smaller_than_ver0_enotty)
 {
-	unsigned char buf[BIG];
+	unsigned char buf[BIG] = { 0 };
 
-	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_STATS,
+	EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_STATS,
 				PYALLOC_STATS_SIZE_VER0 - 8), buf));
 }
 
+/* A newer, larger struct: totals only (no class pointer), zeroes beyond. */
 TEST_F(heap, stats_larger_accepted)
 {
 	unsigned char buf[BIG];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned int n;
 	__u64 off[3];
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 100, 3, off, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	st.classes_count = 0;
 	memset(buf, 0, sizeof(buf));
 	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_STATS,
 			       sizeof(struct pyalloc_stats) + TRAIL), buf));
-	EXPECT_EQ(0, memcmp(buf, &st, sizeof(st)));
+	EXPECT_EQ(0, memcmp(buf, &st, sizeof(struct pyalloc_stats)));
 	for (n = sizeof(struct pyalloc_stats); n < sizeof(buf); n++) {
 		ASSERT_EQ(0, buf[n]) TH_LOG("byte %u", n);
 	}
 }
 
+/*
+ * The class table goes through a pointer and a count: fewer entries than
+ * classes are written as asked and no more; a count without a pointer is
+ * EFAULT; an unwritable table is EFAULT.
+ */
+TEST_F(heap, stats_class_table_pointer)
+{
+	struct pyalloc_class_stats cls[PYALLOC_MAX_CLASSES + 2];
+	struct pyalloc_stats st;
+	struct pya_kstats full;
+	__u64 off[3];
+	void *ro;
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 100, 3, off, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &full));
+	EXPECT_EQ(64, full.classes_count);
+	memset(cls, 0xee, sizeof(cls));
+	memset(&st, 0, sizeof(st));
+	st.classes = (__u64)(uintptr_t)cls;
+	st.classes_count = 13;
+	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_STATS, &st));
+	EXPECT_EQ(13, st.classes_count);
+	EXPECT_EQ((__u64)(uintptr_t)cls, st.classes);
+	EXPECT_EQ(0, memcmp(cls, full.cls, 13 * sizeof(cls[0])));
+	EXPECT_EQ(0xee, ((unsigned char *)&cls[13])[0]);
+	/* More room than classes: num_classes entries written. */
+	memset(cls, 0xee, sizeof(cls));
+	st.classes = (__u64)(uintptr_t)cls;
+	st.classes_count = PYALLOC_MAX_CLASSES + 2;
+	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_STATS, &st));
+	EXPECT_EQ(64, st.classes_count);
+	EXPECT_EQ(0, memcmp(cls, full.cls, 64 * sizeof(cls[0])));
+	EXPECT_EQ(0xee, ((unsigned char *)&cls[64])[0]);
+	/* A count and no table. */
+	st.classes = 0;
+	st.classes_count = 1;
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_STATS, &st));
+	/* A read-only table. */
+	ro = mmap(NULL, PYA_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	st.classes = (__u64)(uintptr_t)ro;
+	st.classes_count = 4;
+	EXPECT_EQ(-EFAULT, pya_ioctl(self->fd, PYALLOC_IOC_STATS, &st));
+	munmap(ro, PYA_PAGE);
+}
+
 /* ---- CONFIG: input struct ---- */
 
-TEST_F(heap, config_smaller_than_ver0_einval)
+TEST_F(heap, config_smaller_than_ver0_enotty)
 {
 	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_GRANULARITY,
 				    .granularity = 16 };
 	struct pyalloc_info info;
 
-	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_CONFIG,
+	EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_CONFIG,
 				PYALLOC_CONFIG_SIZE_VER0 - 8), &c));
 	ASSERT_EQ(0, pya_info(self->fd, &info));
 	EXPECT_EQ(8, info.granularity);
@@ -204,15 +279,15 @@ TEST_F(heap, config_tail_unreadable_efault)
 
 /* ---- ALLOC ---- */
 
-TEST_F(heap, alloc_smaller_than_ver0_einval)
+TEST_F(heap, alloc_smaller_than_ver0_enotty)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 off[2];
 	struct pyalloc_alloc a = { .size = 8, .count = 2,
 				   .offsets = (__u64)(uintptr_t)off };
 
 	ASSERT_EQ(0, pya_stats(self->fd, &s0));
-	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_ALLOC,
+	EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_ALLOC,
 				PYALLOC_ALLOC_SIZE_VER0 - 8), &a));
 	ASSERT_EQ(0, pya_stats(self->fd, &s1));
 	pya_expect_stats_equal(&s0, &s1);
@@ -221,7 +296,7 @@ TEST_F(heap, alloc_smaller_than_ver0_einval)
 TEST_F(heap, alloc_larger_nonzero_tail_e2big)
 {
 	unsigned char buf[BIG] = { 0 };
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 off[2];
 	struct pyalloc_alloc a = { .size = 8, .count = 2,
 				   .offsets = (__u64)(uintptr_t)off };
@@ -243,7 +318,7 @@ TEST_F(heap, alloc_larger_nonzero_tail_e2big)
 TEST_F(heap, alloc_larger_zero_tail_accepted)
 {
 	unsigned char buf[BIG] = { 0 };
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 off[2] = { ~0ULL, ~0ULL };
 	struct pyalloc_alloc a = { .size = 42, .count = 2,
 				   .offsets = (__u64)(uintptr_t)off };
@@ -257,7 +332,7 @@ TEST_F(heap, alloc_larger_zero_tail_accepted)
 	EXPECT_LT(off[0], self->info.window_size);
 	EXPECT_LT(off[1], self->info.window_size);
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(2, st.classes[5].blocks_in_use);
+	EXPECT_EQ(2, st.cls[5].blocks_in_use);
 	/* The blocks are real: they free. */
 	EXPECT_EQ(0, pya_free(self->fd, off, 2, NULL));
 }
@@ -265,7 +340,7 @@ TEST_F(heap, alloc_larger_zero_tail_accepted)
 /* The kernel writes block_size back: a read-only argument is EFAULT. */
 TEST_F(heap, alloc_arg_read_only_efault)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	struct pyalloc_alloc *a;
 	__u64 off[4];
 
@@ -286,16 +361,16 @@ TEST_F(heap, alloc_arg_read_only_efault)
 
 /* ---- FREE ---- */
 
-TEST_F(heap, free_smaller_than_ver0_einval)
+TEST_F(heap, free_smaller_than_ver0_enotty)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 off[2];
 	struct pyalloc_free f = { .count = 2,
 				  .offsets = (__u64)(uintptr_t)off };
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 8, 2, off, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &s0));
-	EXPECT_EQ(-EINVAL, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_FREE,
+	EXPECT_EQ(-ENOTTY, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_FREE,
 				PYALLOC_FREE_SIZE_VER0 - 8), &f));
 	ASSERT_EQ(0, pya_stats(self->fd, &s1));
 	pya_expect_stats_equal(&s0, &s1);
@@ -304,7 +379,7 @@ TEST_F(heap, free_smaller_than_ver0_einval)
 TEST_F(heap, free_larger_nonzero_tail_e2big)
 {
 	unsigned char buf[BIG] = { 0 };
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 off[2];
 	struct pyalloc_free f = { .count = 2,
 				  .offsets = (__u64)(uintptr_t)off };
@@ -329,7 +404,7 @@ TEST_F(heap, free_larger_nonzero_tail_e2big)
 TEST_F(heap, free_larger_zero_tail_accepted)
 {
 	unsigned char buf[BIG] = { 0 };
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 off[2];
 	struct pyalloc_free f = { .count = 2,
 				  .offsets = (__u64)(uintptr_t)off };
@@ -339,7 +414,7 @@ TEST_F(heap, free_larger_zero_tail_accepted)
 	ASSERT_EQ(0, pya_ioctl(self->fd, resize_cmd(PYALLOC_IOC_FREE,
 			       sizeof(f) + TRAIL), buf));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
-	EXPECT_EQ(0, st.classes[0].blocks_in_use);
+	EXPECT_EQ(0, st.cls[0].blocks_in_use);
 	EXPECT_EQ(2, st.blocks_freed);
 }
 
@@ -351,7 +426,7 @@ TEST_F(heap, null_argument_efault)
 		PYALLOC_IOC_INFO, PYALLOC_IOC_CONFIG, PYALLOC_IOC_ALLOC,
 		PYALLOC_IOC_FREE, PYALLOC_IOC_STATS,
 	};
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	unsigned int n;
 
 	ASSERT_EQ(0, pya_stats(self->fd, &s0));
@@ -369,7 +444,7 @@ TEST_F(heap, prot_none_argument_efault)
 		PYALLOC_IOC_INFO, PYALLOC_IOC_CONFIG, PYALLOC_IOC_ALLOC,
 		PYALLOC_IOC_FREE, PYALLOC_IOC_STATS,
 	};
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	unsigned int n;
 	void *pg;
 
@@ -407,7 +482,8 @@ TEST_F(heap, read_only_output_efault)
  */
 TEST_F(heap, arguments_in_own_window)
 {
-	struct pyalloc_stats *st, ref;
+	struct pyalloc_stats *st;
+	struct pya_kstats ref;
 	struct pyalloc_info *info;
 	struct pyalloc_alloc *a;
 	__u64 pool[8], base, *out;
@@ -426,8 +502,10 @@ TEST_F(heap, arguments_in_own_window)
 	EXPECT_EQ(0, memcmp(info, &self->info, sizeof(*info)));
 	ASSERT_EQ(0, pya_stats(self->fd, &ref));
 	st = (struct pyalloc_stats *)page;
+	memset(st, 0, sizeof(*st));
 	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_STATS, st));
-	EXPECT_EQ(0, memcmp(st, &ref, sizeof(ref)));
+	ref.classes_count = 0;
+	EXPECT_EQ(0, memcmp(st, &ref, sizeof(*st)));
 	/* An ALLOC request and its offsets array living in the window. */
 	a = (struct pyalloc_alloc *)page;
 	out = (__u64 *)(page + 64);
@@ -444,7 +522,7 @@ TEST_F(heap, arguments_in_unbacked_window_efault)
 {
 	/* The last page of the window: no arena there. */
 	char *hole = self->map + self->info.window_size - PYA_PAGE;
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 offs[4];
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 8, 4, offs, NULL));

@@ -16,7 +16,7 @@ PYA_HEAP_FIXTURE(heap)
 static __u64 alloc_until_enomem(struct __test_metadata *_metadata, int fd,
 				__u64 *offs, __u64 max)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 n = 0;
 	int ret;
 
@@ -43,7 +43,7 @@ static __u64 alloc_until_enomem(struct __test_metadata *_metadata, int fd,
 TEST_F(heap, limit_gives_enomem)
 {
 	static __u64 offs[1024];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 n;
 
 	ASSERT_EQ(0, pya_config(self->fd, PYALLOC_CONFIG_MEM_LIMIT, 0,
@@ -65,7 +65,7 @@ TEST_F(heap, limit_gives_enomem)
 TEST_F(heap, limit_batch_all_or_nothing)
 {
 	long long held0 = pya_param("pages_held");
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 offs[40];
 
 	ASSERT_EQ(0, pya_config(self->fd, PYALLOC_CONFIG_MEM_LIMIT, 0,
@@ -88,7 +88,7 @@ TEST_F(heap, limit_batch_all_or_nothing)
 	EXPECT_EQ(0, pya_alloc(self->fd, 512, 25, offs + 7, NULL));
 	ASSERT_EQ(0, pya_stats(self->fd, &s1));
 	EXPECT_EQ(4, s1.pages);
-	EXPECT_EQ(32, s1.classes[63].blocks_in_use);
+	EXPECT_EQ(32, s1.cls[63].blocks_in_use);
 }
 
 /* The limit counts pages: a class with room in its pool still allocates. */
@@ -114,7 +114,7 @@ TEST_F(heap, limit_counts_pages_not_blocks)
 /* A limit below one page: nothing can be allocated. */
 TEST_F(heap, limit_below_one_page)
 {
-	struct pyalloc_stats s0, s1;
+	struct pya_kstats s0, s1;
 	__u64 off;
 
 	ASSERT_EQ(0, pya_config(self->fd, PYALLOC_CONFIG_MEM_LIMIT, 0,
@@ -179,7 +179,7 @@ TEST_F(params, heap_limit_mb_applies_to_new_heaps)
 TEST_F(params, heap_limit_mb_enforced)
 {
 	static __u64 offs[4096];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 
 	ASSERT_EQ(0, pya_set_param("heap_limit_mb", 1));
 	self->fd = pya_open();
@@ -193,7 +193,7 @@ TEST_F(params, heap_limit_mb_enforced)
 TEST_F(params, window_mb_applies_and_fills)
 {
 	static __u64 offs[8192];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	struct pyalloc_info info;
 	__u64 n, slots, i;
 	char *map;

@@ -28,7 +28,7 @@ static __u64 *fill_arenas(struct __test_metadata *_metadata, int fd,
 			  unsigned int n, __u64 *count)
 {
 	__u64 total = n * blocks_per_arena(info), i;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 *offs;
 
 	offs = malloc(total * sizeof(*offs));
@@ -43,7 +43,7 @@ static __u64 *fill_arenas(struct __test_metadata *_metadata, int fd,
 	if (pya_stats(fd, &st) == 0) {
 		EXPECT_EQ(n, st.arenas_current);
 		EXPECT_EQ((__u64)n * info->pools_per_arena, st.pages);
-		EXPECT_EQ(total, st.classes[BIG_BLOCK / 8 - 1].blocks_in_use);
+		EXPECT_EQ(total, st.cls[BIG_BLOCK / 8 - 1].blocks_in_use);
 		pya_check_stats(&st, info);
 	}
 	*count = total;
@@ -198,7 +198,7 @@ TEST_F_SIGNAL(heap, sigbus_unused_pool, SIGBUS)
 TEST_F(heap, release_returns_pages)
 {
 	long long held0 = pya_param("pages_held"), held1, held2;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 *offs, n;
 
 	ASSERT_LE(0, held0);
@@ -225,7 +225,7 @@ TEST_F(heap, release_returns_pages)
 TEST_F_SIGNAL(heap, sigbus_released_arena, SIGBUS)
 {
 	const __u64 as = self->info.arena_size;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 *offs, n, a;
 
 	offs = fill_arenas(_metadata, self->fd, &self->info, self->map, 3, &n);
@@ -275,7 +275,7 @@ TEST_F_SIGNAL(heap, sigbus_released_arena_second_mapping, SIGBUS)
 TEST_F(heap, released_arena_comes_back_zeroed)
 {
 	__u64 *offs, n, i, zero = 0, bpa = blocks_per_arena(&self->info);
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 
 	offs = fill_arenas(_metadata, self->fd, &self->info, self->map, 3, &n);
 	ASSERT_NE(NULL, offs);
@@ -302,7 +302,7 @@ TEST_F(heap, released_arena_comes_back_zeroed)
 TEST_F(heap, live_arena_survives_release_of_others)
 {
 	__u64 *offs, n, i, keep, bpa = blocks_per_arena(&self->info);
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 
 	offs = fill_arenas(_metadata, self->fd, &self->info, self->map, 3, &n);
 	ASSERT_NE(NULL, offs);
@@ -312,7 +312,7 @@ TEST_F(heap, live_arena_survives_release_of_others)
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_GE(st.arenas_reclaimed, 1);
 	EXPECT_LE(st.arenas_current, 2);
-	EXPECT_EQ(1, st.classes[BIG_BLOCK / 8 - 1].blocks_in_use);
+	EXPECT_EQ(1, st.cls[BIG_BLOCK / 8 - 1].blocks_in_use);
 	EXPECT_TRUE(pya_check(self->map, keep, BIG_BLOCK, 3));
 	/* Allocate it all again and check nothing overwrote the kept one. */
 	ASSERT_EQ(0, pya_alloc_n(self->fd, BIG_BLOCK, 2 * bpa, offs));

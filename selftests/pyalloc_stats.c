@@ -11,7 +11,7 @@ PYA_HEAP_FIXTURE(heap)
 
 TEST_F(heap, call_counters)
 {
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 offs[20];
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 8, 5, offs, NULL));
@@ -25,8 +25,8 @@ TEST_F(heap, call_counters)
 	EXPECT_EQ(1, st.free_calls);
 	EXPECT_EQ(20, st.blocks_allocated);
 	EXPECT_EQ(3, st.blocks_freed);
-	EXPECT_EQ(2, st.classes[0].blocks_in_use);
-	EXPECT_EQ(15, st.classes[300 / 8].blocks_in_use);
+	EXPECT_EQ(2, st.cls[0].blocks_in_use);
+	EXPECT_EQ(15, st.cls[300 / 8].blocks_in_use);
 	EXPECT_EQ(2 * 8 + 15 * 304, st.bytes_in_use);
 	EXPECT_EQ(17, pya_check_stats(&st, &self->info));
 }
@@ -36,7 +36,7 @@ TEST_F(heap, bytes_and_quantization)
 {
 	static const __u32 sizes[] = { 24, 40, 96, 512, 8 };
 	__u64 expect_q = 0, expect_free = 0, expect_used = 0;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned int n;
 	__u64 off;
 
@@ -66,7 +66,7 @@ TEST_F(heap, bytes_and_quantization)
 /* STATS is read-only: calling it does not change the heap. */
 TEST_F(heap, stats_is_idempotent)
 {
-	struct pyalloc_stats a, b;
+	struct pya_kstats a, b;
 	__u64 offs[7];
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 77, 7, offs, NULL));
@@ -96,7 +96,7 @@ TEST_F(heap, random_workload_matches_model)
 	static __u32 live_bs[MAXLIVE];
 	__u64 model[PYALLOC_MAX_CLASSES] = { 0 };
 	unsigned int nlive = 0, step, c, i;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 seed = 0x5eed1234abcdULL;
 
 	for (step = 0; step < STEPS; step++) {
@@ -137,7 +137,7 @@ TEST_F(heap, random_workload_matches_model)
 		}
 		ASSERT_EQ(0, pya_stats(self->fd, &st));
 		for (c = 0; c < PYALLOC_MAX_CLASSES; c++) {
-			ASSERT_EQ(model[c], st.classes[c].blocks_in_use)
+			ASSERT_EQ(model[c], st.cls[c].blocks_in_use)
 				TH_LOG("step %u class %u", step, c);
 		}
 		ASSERT_EQ(nlive, pya_check_stats(&st, &self->info))
@@ -153,7 +153,7 @@ TEST(pages_held_back_after_close)
 {
 	long long held0 = pya_param("pages_held");
 	long long heaps0 = pya_param("heaps");
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 offs[PYALLOC_MAX_BATCH];
 	unsigned int c;
 	int fd;
@@ -181,7 +181,7 @@ TEST(pages_held_back_after_close)
 TEST(pages_held_sums_heaps)
 {
 	long long held0 = pya_param("pages_held");
-	struct pyalloc_stats s1, s2;
+	struct pya_kstats s1, s2;
 	__u64 offs[64];
 	int fd1, fd2;
 

@@ -117,7 +117,7 @@ TEST_F_TIMEOUT(heap, hammer_alloc_free, 120)
 {
 	struct worker w[NTHREADS];
 	pthread_t t[NTHREADS];
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	unsigned long allocs = 0;
 	unsigned int i;
 
@@ -203,7 +203,7 @@ static void *consumer(void *arg)
 TEST_F_TIMEOUT(heap, cross_thread_free, 120)
 {
 	struct handoff h = { .fd = self->fd, .map = self->map };
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	pthread_t p, c;
 
 	/* A pipe (not a shared array) keeps the handoff simple. */
@@ -268,7 +268,7 @@ TEST_F_TIMEOUT(heap, release_while_reading_live_arena, 120)
 	struct churn c = { .fd = self->fd, .map = self->map,
 			   .info = &self->info };
 	unsigned long reads = 0, bad = 0;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 keep[8];
 	unsigned int i;
 	pthread_t t;

@@ -19,7 +19,7 @@ PYA_HEAP_FIXTURE(heap);
 
 TEST_F(heap, trim_empty_heap_releases_nothing)
 {
-	struct pyalloc_stats before, after;
+	struct pya_kstats before, after;
 	__u64 pages = 1;
 
 	ASSERT_EQ(0, pya_stats(self->fd, &before));
@@ -32,7 +32,7 @@ TEST_F(heap, trim_empty_heap_releases_nothing)
 TEST_F(heap, trim_keeps_live_blocks)
 {
 	__u64 offs[64], pages = 1;
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 
 	ASSERT_EQ(0, pya_alloc(self->fd, 512, 64, offs, NULL));
 	pya_fill(self->map, offs[0], 512, 7);
@@ -48,7 +48,7 @@ TEST_F(heap, trim_returns_the_kept_arena)
 {
 	__u64 ppa = self->info.pools_per_arena, n = 2 * ppa * 8, pages = 0;
 	long long held = pya_param("pages_held");
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	__u64 *offs = calloc(n, sizeof(*offs));
 
 	ASSERT_NE(NULL, offs);

@@ -70,10 +70,28 @@ static inline int pya_info(int fd, struct pyalloc_info *info)
 	return pya_ioctl(fd, PYALLOC_IOC_INFO, info);
 }
 
-static inline int pya_stats(int fd, struct pyalloc_stats *st)
+/*
+ * A heap's statistics as the tests compare them: the kernel's totals
+ * (struct pya_kstats, an anonymous member, -fms-extensions, so that its
+ * fields read as this struct's own) followed by the class table, which the
+ * kernel writes through the stats' classes pointer.  The pointer is cleared
+ * after the call so that two snapshots compare equal with memcmp().
+ */
+struct pya_kstats {
+	struct pyalloc_stats;
+	struct pyalloc_class_stats cls[PYALLOC_MAX_CLASSES];
+};
+
+static inline int pya_stats(int fd, struct pya_kstats *st)
 {
+	int ret;
+
 	memset(st, 0, sizeof(*st));
-	return pya_ioctl(fd, PYALLOC_IOC_STATS, st);
+	st->classes = (__u64)(uintptr_t)st->cls;
+	st->classes_count = PYALLOC_MAX_CLASSES;
+	ret = pya_ioctl(fd, PYALLOC_IOC_STATS, st);
+	st->classes = 0;
+	return ret;
 }
 
 static inline int pya_config(int fd, __u32 flags, __u32 granularity,
@@ -306,12 +324,12 @@ static inline void *pya_map(int fd, const struct pyalloc_info *info)
 }
 
 /*
- * Check everything struct pyalloc_stats promises about itself: class sizes,
+ * Check everything struct pya_kstats promises about itself: class sizes,
  * blocks per pool, byte totals, page and arena accounting.  Returns the total
  * blocks in use.
  */
 static inline __u64 __pya_check_stats(struct __test_metadata *_metadata,
-				      const struct pyalloc_stats *st,
+				      const struct pya_kstats *st,
 				      const struct pyalloc_info *info)
 {
 	__u64 in_use = 0, bytes_in_use = 0, bytes_free = 0, quant = 0;
@@ -322,7 +340,7 @@ static inline __u64 __pya_check_stats(struct __test_metadata *_metadata,
 	EXPECT_EQ(info->num_classes, st->num_classes);
 	EXPECT_EQ(info->mem_limit, st->mem_limit);
 	for (i = 0; i < st->num_classes && i < PYALLOC_MAX_CLASSES; i++) {
-		const struct pyalloc_class_stats *c = &st->classes[i];
+		const struct pyalloc_class_stats *c = &st->cls[i];
 		__u32 bs = (i + 1) * st->granularity;
 		__u32 bpp = info->pool_size / bs;
 
@@ -339,7 +357,7 @@ static inline __u64 __pya_check_stats(struct __test_metadata *_metadata,
 		class_pools += c->pools;
 	}
 	for (; i < PYALLOC_MAX_CLASSES; i++) {
-		const struct pyalloc_class_stats *c = &st->classes[i];
+		const struct pyalloc_class_stats *c = &st->cls[i];
 
 		EXPECT_EQ(0, c->block_size);
 		EXPECT_EQ(0, c->pools);
@@ -369,9 +387,9 @@ static inline __u64 __pya_check_stats(struct __test_metadata *_metadata,
  */
 static inline void __pya_expect_blocks_unchanged(
 	struct __test_metadata *_metadata,
-	const struct pyalloc_stats *a, const struct pyalloc_stats *b)
+	const struct pya_kstats *a, const struct pya_kstats *b)
 {
-	EXPECT_EQ(0, memcmp(a->classes, b->classes, sizeof(a->classes)));
+	EXPECT_EQ(0, memcmp(a->cls, b->cls, sizeof(a->cls)));
 	EXPECT_EQ(a->bytes_in_use, b->bytes_in_use);
 	EXPECT_EQ(a->bytes_free, b->bytes_free);
 	EXPECT_EQ(a->bytes_quantization, b->bytes_quantization);

@@ -226,7 +226,7 @@ TEST_F(mod, arena_size_parameter)
 		{ "arena_kb=1024", 1 << 20, 1 },
 		{ "arena_kb=4", 4096, 2 },
 	};
-	struct pyalloc_stats st;
+	struct pya_kstats st;
 	struct pyalloc_info info;
 	__u64 offs[9];
 	unsigned int i;

@@ -39,6 +39,7 @@
 #ifndef _UAPI_LINUX_PYALLOC_H
 #define _UAPI_LINUX_PYALLOC_H
 
+#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
@@ -62,11 +63,11 @@
  * Features of the running module (struct pyalloc_info.features), so that
  * user space can tell "not supported" from a zero in a zero-extended struct.
  */
-#define PYALLOC_FEATURE_PRIVATE		(1ULL << 0) /* PYALLOC_MODE_PRIVATE */
-#define PYALLOC_FEATURE_WINDOW_SIZE	(1ULL << 1) /* CONFIG of the window */
-#define PYALLOC_FEATURE_TRIM		(1ULL << 2) /* PYALLOC_IOC_TRIM */
-#define PYALLOC_FEATURE_MEMLOCK		(1ULL << 3) /* RLIMIT_MEMLOCK charged */
-#define PYALLOC_FEATURE_CLASS_STATS	(1ULL << 4) /* stats.classes pointer */
+#define PYALLOC_FEATURE_PRIVATE		_BITULL(0) /* PYALLOC_MODE_PRIVATE */
+#define PYALLOC_FEATURE_WINDOW_SIZE	_BITULL(1) /* CONFIG of the window */
+#define PYALLOC_FEATURE_TRIM		_BITULL(2) /* PYALLOC_IOC_TRIM */
+#define PYALLOC_FEATURE_MEMLOCK		_BITULL(3) /* RLIMIT_MEMLOCK charged */
+#define PYALLOC_FEATURE_CLASS_STATS	_BITULL(4) /* stats.classes pointer */
 
 /**
  * struct pyalloc_info - the allocator's geometry (PYALLOC_IOC_INFO)
@@ -116,17 +117,17 @@ struct pyalloc_info {
 /**
  * struct pyalloc_config - configure a heap (PYALLOC_IOC_CONFIG)
  * @flags:       PYALLOC_CONFIG_* bits: which of the fields below to apply
- * @granularity: 8 or 16
+ * @granularity: 8 or 16 (else EINVAL)
  * @mem_limit:   new memory limit in bytes; may only be lowered (else EPERM)
  * @window_size: bytes of offset space: a non-zero multiple of the arena size
  *               (else EINVAL), at most the module's window_mb (else EPERM);
  *               a 32-bit process, which cannot map 4 GiB, asks for less
- * @mode:        PYALLOC_MODE_SHARED or PYALLOC_MODE_PRIVATE
- * @reserved:    must be 0
+ * @mode:        PYALLOC_MODE_SHARED or PYALLOC_MODE_PRIVATE (else EINVAL)
+ * @reserved:    must be 0 (else EINVAL)
  *
- * Granularity, window size and mode may only change before the heap's first
- * allocation or mapping (else EBUSY).  Either everything requested is
- * applied or nothing is.
+ * The granularity may only change before the heap's first allocation, the
+ * window size and the mode before its first allocation or mapping (else
+ * EBUSY).  Either everything requested is applied or nothing is.
  */
 struct pyalloc_config {
 	__u32 flags;
