@@ -154,6 +154,20 @@ class Fdinfo(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("no pyalloc-mode line", err)
 
+    def test_busy_file_is_skipped_with_a_note(self):
+        # The kernel only tries the file's lock; when it stays taken the
+        # fdinfo has "pyalloc-busy:\t1" and no heap.
+        with self.assertRaises(pst.Busy):
+            pst.parse_fdinfo("pos:\t0\nflags:\t02\npyalloc-busy:\t1\n", 100)
+        with Copy() as m:
+            m.write("proc/100/fdinfo/3", "pos:\t0\nflags:\t02\nmnt_id:\t1\n"
+                    "ino:\t2\npyalloc-busy:\t1\n")
+            m.remove(pst.DEBUGFS)
+            rc, out, _ = run(root=m.root)
+        self.assertEqual(rc, 0)
+        self.assertEqual(rows(out), [9, 8, 7])
+        self.assertIn("1 descriptor(s) busy", out)
+
     def test_heaps_deduplicated_with_holders(self):
         heaps = pst.Machine(FIX).fdinfo_heaps()
         self.assertEqual(sorted(heaps), [1, 7, 8, 9])
