@@ -35,6 +35,7 @@
 #include <linux/mm.h>
 
 #include "pyalloc.h"
+#include "trace.h"
 
 /*
  * The heap of @child_mm in @parent's file, copied from @parent if this is
@@ -81,6 +82,7 @@ struct pya_heap *pya_heap_fork(struct pya_heap *parent,
 	list_add_tail(&child->link, &pf->heaps);
 	pf->nheaps++;
 	atomic64_inc(&pya_forks);
+	trace_pyalloc_fork(parent->id, child->id, child->alloc.pages, err);
 out_ref:
 	child->nvmas++;
 out:

@@ -15,9 +15,13 @@
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/user.h>
+#include <linux/delay.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 
 #include "pyalloc.h"
+#include "trace.h"
 
 static atomic64_t pya_next_heap_id = ATOMIC64_INIT(0);
 
@@ -83,6 +87,8 @@ static int pya_slot_alloc(struct pya_allocator *a, struct pya_arena *arena,
 	int err = xa_alloc(&to_heap(a)->arenas, index, arena,
 			   XA_LIMIT(0, a->max_arenas - 1), GFP_KERNEL_ACCOUNT);
 
+	if (!err)
+		trace_pyalloc_arena_create(to_heap(a)->id, *index, 0);
 	/* A full window is a memory limit like any other. */
 	return err == -EBUSY ? -ENOMEM : err;
 }
@@ -100,7 +106,11 @@ static struct pya_arena *pya_slot_lookup(struct pya_allocator *a, u32 index)
 
 static void pya_slot_free(struct pya_allocator *a, u32 index)
 {
-	xa_erase(&to_heap(a)->arenas, index);
+	struct pya_arena *arena = xa_erase(&to_heap(a)->arenas, index);
+
+	if (arena)
+		trace_pyalloc_arena_release(to_heap(a)->id, index,
+					    arena->ncarved);
 }
 
 /*
@@ -269,4 +279,48 @@ int pya_file_release(struct inode *inode, struct file *file)
 	mutex_destroy(&pf->lock);
 	kfree(pf);
 	return 0;
+}
+
+/*
+ * A heap's figures for fdinfo and debugfs.  Readers must never deadlock
+ * against a heap operation (fdinfo is read by whoever may ptrace the
+ * process, at any time), so the heap lock is only tried; a heap busy for
+ * longer than a few tries is reported from unlocked reads of its counters,
+ * which are words and never torn, only possibly a moment apart.
+ */
+void pya_heap_snapshot(struct pya_heap *heap, struct pya_heap_snap *snap)
+{
+	struct task_struct *owner;
+	int tries;
+
+	memset(snap, 0, sizeof(*snap));
+	for (tries = 0; tries < 10; tries++) {
+		if (mutex_trylock(&heap->lock)) {
+			pya_allocator_stats(&heap->alloc, &snap->st, snap->cls);
+			mutex_unlock(&heap->lock);
+			snap->locked = true;
+			break;
+		}
+		usleep_range(100, 200);
+	}
+	if (!snap->locked)	/* racy on purpose, see above */
+		pya_allocator_stats(&heap->alloc, &snap->st, snap->cls);
+	snap->st.heap_id = heap->id;
+	snap->st.forks = READ_ONCE(heap->forks);
+	snap->st.mode = heap->file->mode;
+	snap->broken = READ_ONCE(heap->broken);
+	snap->window = pya_window_size(&heap->alloc);
+	strscpy(snap->comm, "-", sizeof(snap->comm));
+	/* mm->owner is the task the mm is accounted to (memcg); it may go. */
+	rcu_read_lock();
+#ifdef CONFIG_MEMCG
+	owner = rcu_dereference(heap->mm->owner);
+#else
+	owner = NULL;
+#endif
+	if (owner) {
+		snap->pid = task_tgid_vnr(owner);
+		get_task_comm(snap->comm, owner);
+	}
+	rcu_read_unlock();
 }

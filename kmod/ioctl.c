@@ -25,6 +25,7 @@
 #include <linux/uaccess.h>
 
 #include "pyalloc.h"
+#include "trace.h"
 
 /* The struct layouts are ABI: tie them to their published sizes. */
 static_assert(sizeof(struct pyalloc_info) == PYALLOC_INFO_SIZE_VER0);
@@ -198,6 +199,7 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 	struct pyalloc_alloc __user *ureq = (void __user *)arg;
 	struct pyalloc_alloc req;
 	u64 __user *uoffs;
+	unsigned int shift;
 	size_t bytes;
 	u64 *offs;
 	long err;
@@ -242,6 +244,10 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 		cond_resched();
 	}
 	kfree(offs);
+	shift = heap->alloc.class_shift;
+	trace_pyalloc_alloc(heap->id, req.size,
+			    pya_class_size(pya_class_of(req.size, shift), shift),
+			    req.count, err);
 	return err;
 }
 
@@ -284,6 +290,7 @@ static long pya_ioc_free(struct pya_heap *heap, unsigned int cmd,
 	}
 	err = pya_free_blocks(&heap->alloc, offs, req.count, &bad);
 	mutex_unlock(&heap->lock);
+	trace_pyalloc_free(heap->id, req.count, err);
 
 	/* Nothing was freed; name the entry that stopped the call. */
 	if (err == -EINVAL && put_user(bad, &ureq->error_index))

@@ -18,6 +18,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mount.h>
+#include <linux/device.h>
 #include <linux/pseudo_fs.h>
 
 #include "pyalloc.h"
@@ -114,13 +115,13 @@ static const struct kernel_param_ops pages_held_ops = {
 module_param_cb(pages_held, &pages_held_ops, NULL, 0444);
 MODULE_PARM_DESC(pages_held, "Pool pages held by all heaps (read-only)");
 
-static int heaps_get(char *buf, const struct kernel_param *kp)
+static int heaps_param_get(char *buf, const struct kernel_param *kp)
 {
 	return sysfs_emit(buf, "%d\n", atomic_read(&pya_heaps_open));
 }
 
 static const struct kernel_param_ops heaps_ops = {
-	.get = heaps_get,
+	.get = heaps_param_get,
 };
 module_param_cb(heaps, &heaps_ops, NULL, 0444);
 MODULE_PARM_DESC(heaps, "Open heaps (read-only)");
@@ -158,13 +159,55 @@ static const struct file_operations pya_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = pya_mmap,
 	.llseek = noop_llseek,
+	.show_fdinfo = pya_show_fdinfo,
 };
+
+/*
+ * Module-wide totals, one value per file, in /sys/class/misc/pyalloc/.
+ */
+static ssize_t heaps_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&pya_heaps_open));
+}
+static DEVICE_ATTR_RO(heaps);
+
+static ssize_t pages_held_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&pya_pages_held));
+}
+static DEVICE_ATTR_RO(pages_held);
+
+static ssize_t pages_limit_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", pya_pages_limit());
+}
+static DEVICE_ATTR_RO(pages_limit);
+
+static ssize_t forks_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&pya_forks));
+}
+static DEVICE_ATTR_RO(forks);
+
+static struct attribute *pya_attrs[] = {
+	&dev_attr_heaps.attr,
+	&dev_attr_pages_held.attr,
+	&dev_attr_pages_limit.attr,
+	&dev_attr_forks.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(pya);
 
 static struct miscdevice pya_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "pyalloc",
 	.fops = &pya_fops,
 	.mode = 0666,
+	.groups = pya_groups,
 };
 
 static int __init pya_init(void)
@@ -188,6 +231,7 @@ static int __init pya_init(void)
 		kern_unmount(pya_mnt);
 		return err;
 	}
+	pya_debugfs_init();
 	pr_info("ABI %d, pools of %lu bytes, arenas of %u KiB\n",
 		PYALLOC_ABI_VERSION, PAGE_SIZE, pya_arena_kb);
 	return 0;
@@ -195,6 +239,7 @@ static int __init pya_init(void)
 
 static void __exit pya_exit(void)
 {
+	pya_debugfs_exit();
 	misc_deregister(&pya_misc);
 	kern_unmount(pya_mnt);
 }

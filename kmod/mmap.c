@@ -19,6 +19,7 @@
 #include <linux/mm.h>
 
 #include "pyalloc.h"
+#include "trace.h"
 
 /* vm_flags_set() came in 6.3; Kbuild tests for it (PYA_HAVE_VM_FLAGS_SET). */
 #ifndef PYA_HAVE_VM_FLAGS_SET
@@ -65,6 +66,7 @@ static vm_fault_t pya_fault(struct vm_fault *vmf)
 		ret = (!err || err == -EBUSY) ? VM_FAULT_NOPAGE : vmf_error(err);
 	}
 	mutex_unlock(&heap->lock);
+	trace_pyalloc_fault(heap->id, vmf->pgoff, ret == VM_FAULT_NOPAGE);
 	return ret;
 }
 

@@ -35,11 +35,13 @@
 #include <linux/bits.h>
 #include <linux/fs.h>
 #include <linux/mutex.h>
+#include <linux/sched.h>
 #include <linux/xarray.h>
 
 #include "alloc.h"
 
 struct mm_struct;
+struct seq_file;
 struct user_struct;
 
 /*
@@ -85,6 +87,17 @@ struct pya_heap {
 	bool broken;			/* a fork copy that could not be made */
 };
 
+/* What fdinfo and debugfs show of a heap (pya_heap_snapshot()). */
+struct pya_heap_snap {
+	struct pyalloc_stats st;
+	struct pyalloc_class_stats cls[PYALLOC_MAX_CLASSES];
+	u64 window;
+	pid_t pid;			/* owner's tgid, 0 if gone */
+	char comm[TASK_COMM_LEN];
+	bool broken;
+	bool locked;			/* a consistent snapshot */
+};
+
 /* Module parameters (main.c). */
 extern unsigned int pya_arena_kb;
 extern unsigned long pya_heap_limit_mb;
@@ -112,6 +125,7 @@ struct pya_heap *pya_heap_create(struct pya_file *pf, struct mm_struct *mm,
 				 u32 window_slots);
 void pya_heap_destroy(struct pya_heap *heap);
 struct pya_heap *pya_heap_of_current(struct pya_file *pf);
+void pya_heap_snapshot(struct pya_heap *heap, struct pya_heap_snap *snap);
 int pya_file_open(struct inode *inode, struct file *file);
 int pya_file_release(struct inode *inode, struct file *file);
 
@@ -121,6 +135,11 @@ struct pya_heap *pya_heap_fork(struct pya_heap *parent,
 
 /* ioctl.c */
 long pya_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+/* fdinfo.c, debugfs.c */
+void pya_show_fdinfo(struct seq_file *m, struct file *file);
+void pya_debugfs_init(void);
+void pya_debugfs_exit(void);
 
 /* mmap.c */
 int pya_mmap(struct file *file, struct vm_area_struct *vma);
