@@ -7,7 +7,9 @@
 #   make check      host unit tests + static checks + VM selftests
 #   make check-debug  the debug-kernel lane (see debug/)
 #   make bench      the benchmark in the VM (see bench/)
-#   make install    libpyalloc (PREFIX, DESTDIR)
+#   make install    libpyalloc, pyallocstat, man pages (PREFIX, DESTDIR)
+#   make modules_install  pyalloc.ko (KDIR, INSTALL_MOD_PATH, INSTALL_MOD_DIR)
+#   make deb        Debian packages in build/deb (see debian/)
 #
 # Dependencies are installed by scripts/deps.sh into a cache outside the
 # tree (PYALLOC_CACHE, default ${XDG_CACHE_HOME:-~/.cache}/pyalloc).
@@ -28,12 +30,12 @@ HOST_KDIR := /lib/modules/$(shell uname -r)/build
 KDIR ?= $(if $(wildcard $(HOST_KDIR)/Makefile),$(HOST_KDIR),$(VM_KDIR))
 
 .PHONY: all deps module vm-module lib selftests host-test static-check \
-	check check-debug run bench install clean help
+	check check-debug run bench install clean help modules_install deb
 
 all: module lib selftests
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,13p' Makefile
 
 deps:
 	@scripts/deps.sh $(KSERIES)
@@ -98,8 +100,48 @@ check-debug:
 bench:
 	bench/run.sh
 
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+
 install:
 	$(MAKE) -C userspace install
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(wildcard tools/pyallocstat tools/pyalloc-run) $(DESTDIR)$(BINDIR)/
+	$(MAKE) -C docs install MANDIR=$(MANDIR) DESTDIR=$(DESTDIR)
+
+# The module into $(INSTALL_MOD_PATH)/lib/modules/<release>/$(INSTALL_MOD_DIR)
+# with the kernel's own modules_install (Documentation/kbuild/modules.rst),
+# then depmod.  Debian's header trees have no System.map, so the kernel's
+# depmod step skips itself: depmod runs here, on the running system when
+# INSTALL_MOD_PATH is empty, and in a staging root only when that root holds
+# the kernel's own modules (modules.order), since an index of one module
+# would be wrong there and the target's packaging runs depmod anyway.
+INSTALL_MOD_DIR ?= extra
+DEPMOD ?= depmod
+MOD_BUILD = build/kmod-$(notdir $(patsubst %/build,%,$(KDIR)))
+MOD_KREL = $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' \
+	     $(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+MOD_ROOT = $(if $(INSTALL_MOD_PATH),$(abspath $(INSTALL_MOD_PATH)))
+
+modules_install: module
+	@test -n "$(MOD_KREL)" || { echo "no kernel release in $(KDIR)"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(MOD_BUILD) \
+		INSTALL_MOD_PATH=$(MOD_ROOT) INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
+		modules_install
+	@PATH="$$PATH:/sbin:/usr/sbin"; \
+	if [ -z "$(MOD_ROOT)" ]; then \
+		echo "  DEPMOD  $(MOD_KREL)"; $(DEPMOD) -a $(MOD_KREL); \
+	elif [ -f "$(MOD_ROOT)/lib/modules/$(MOD_KREL)/modules.order" ]; then \
+		echo "  DEPMOD  $(MOD_ROOT) $(MOD_KREL)"; \
+		$(DEPMOD) -a -b "$(MOD_ROOT)" $(MOD_KREL); \
+	else \
+		echo "  DEPMOD  skipped: $(MOD_ROOT) holds no modules of $(MOD_KREL) (run depmod $(MOD_KREL) on the target)"; \
+	fi
+
+# Debian packages from this tree (debian/): build/deb/*.deb
+deb:
+	packaging/make-deb.sh build/deb
 
 clean:
 	rm -rf build pyalloc.ko out
