@@ -27,6 +27,9 @@ SUDO=
 
 HOST_PKGS=(qemu-system-x86 busybox-static cpio xz-utils gcc make libc6-dev file
 	   sparse perl bc kmod libelf-dev)
+# The drop-in malloc's proof on real programs (scripts/check.sh, preload
+# lane): Debian's CPython and its regression tests, a C++ compiler.
+HOST_PKGS+=(python3.11 libpython3.11-testsuite g++ dash)
 
 apt_updated=
 apt_update() {
@@ -162,9 +165,53 @@ setup_source_files() {
 	rm -rf "$tmp"
 }
 
+# The modules vm/run.sh --host-fs loads to mount the host's root over 9p
+# (virtio), with what they depend on, from the same Debian image as the
+# guest kernel: kernel-<abiname>/hostfs/*.ko, in load order in
+# hostfs/modules.order.
+setup_hostfs_modules() {
+	local series=$1 dir tmp mods m order=()
+	# shellcheck disable=SC1090
+	. "$CACHE/$series.env"
+	dir=$(dirname "$VM_VMLINUZ")
+	[ -f "$dir/hostfs/modules.order" ] && return 0
+	log "fetching the 9p modules of linux-image-$VM_KVER-unsigned"
+	tmp=$(mktemp -d "$CACHE/dl.XXXXXX")
+	(cd "$tmp" && apt-get download -qq "linux-image-$VM_KVER-unsigned" >&2) || {
+		apt_update
+		(cd "$tmp" && apt-get download -qq "linux-image-$VM_KVER-unsigned" >&2)
+	}
+	dpkg-deb -x "$tmp"/linux-image-*.deb "$tmp/x"
+	mods=$tmp/x/lib/modules/$VM_KVER
+	mkdir -p "$dir/hostfs.tmp"
+	# Depth-first over modinfo's "depends": dependencies load first.
+	add_mod() {
+		local name=$1 f d
+		case " ${order[*]-} " in *" $name "*) return 0 ;; esac
+		f=$(find "$mods" -name "$name.ko" -o -name "$name.ko.xz" | head -n1)
+		[ -n "$f" ] || return 0	# built in
+		for d in $(modinfo -F depends "$f" | tr ',' ' '); do
+			add_mod "$d"
+		done
+		case $f in
+		*.xz) xz -dc "$f" >"$dir/hostfs.tmp/$name.ko" ;;
+		*) cp "$f" "$dir/hostfs.tmp/$name.ko" ;;
+		esac
+		order+=("$name")
+	}
+	for m in virtio_pci 9pnet_virtio 9p; do
+		add_mod "$m"
+	done
+	printf '%s\n' "${order[@]}" >"$dir/hostfs.tmp/modules.order"
+	rm -rf "$dir/hostfs" "$tmp"
+	mv "$dir/hostfs.tmp" "$dir/hostfs"
+	log "hostfs modules for $VM_KVER: ${order[*]}"
+}
+
 apt_install "${HOST_PKGS[@]}"
 for s in "${SERIES[@]}"; do
 	setup_kernel "$s"
+	setup_hostfs_modules "$s"
 done
 setup_source_files
 log "ready (cache: $CACHE)"

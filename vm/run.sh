@@ -22,6 +22,11 @@
 #   --slab-debug FLAGS slab_debug= flags (default FZPU; "-" for none, as on
 #                      the KASAN kernel of the debug lane, where they only
 #                      repeat KASAN's checks and cost time)
+#   --host-fs          run CMD in the host's root filesystem, shared
+#                      read-only over 9p (virtio): chroot with /proc, /sys,
+#                      /dev (pyalloc included), /dev/shm and /tmp of the
+#                      guest's own; the working directory /tmp/pyalloc holds
+#                      the --add files; PATH also has this tree's tools/
 #
 # The guest's verdict is the exit status: the command's status, or for
 # --selftests 0 only if no test reported "not ok" (with both, the first
@@ -55,6 +60,7 @@ timeout_s=900
 mem=2048
 append=
 slabflags=FZPU
+hostfs=
 cmd=()
 
 die() { echo "vm/run.sh: $*" >&2; exit 2; }
@@ -73,8 +79,9 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--append) append=$2; shift 2 ;;
 	--slab-debug) slabflags=$2; shift 2 ;;
+	--host-fs) hostfs=1; shift ;;
 	--) shift; cmd=("$@"); break ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -115,6 +122,36 @@ copy_libs() {
 }
 
 cp "$module" "$root/pyalloc/pyalloc.ko"
+
+# --host-fs: the 9p and virtio modules of this kernel (scripts/deps.sh puts
+# them next to its image), loaded in order by the guest, which mounts the
+# host's / at /host and runs the command chrooted there.
+if [ -n "$hostfs" ]; then
+	hostmods=$(dirname "$VM_VMLINUZ")/hostfs
+	[ -f "$hostmods/modules.order" ] || die "--host-fs: no 9p modules in $hostmods (scripts/deps.sh $series)"
+	mkdir -p "$root/pyalloc/hostfs"
+	cp "$hostmods"/*.ko "$hostmods/modules.order" "$root/pyalloc/hostfs/"
+	cat >"$root/pyalloc/.hostfs" <<'HOSTFS'
+# Sourced by /init before the command: the host's / at /host, read-only.
+hostfs_fail() { echo "PYALLOC-GUEST: --host-fs: $*"; echo "PYALLOC-EXIT: 98"; reboot -f; }
+for m in $(cat /pyalloc/hostfs/modules.order); do
+	grep -q "^$m " /proc/modules || insmod "/pyalloc/hostfs/$m.ko" || hostfs_fail "insmod $m"
+done
+mkdir -p /host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host ||
+	hostfs_fail "mount of the host's root over 9p"
+mount -t proc proc /host/proc && mount -t sysfs sysfs /host/sys &&
+	mount -t devtmpfs devtmpfs /host/dev && mount -t tmpfs tmpfs /host/tmp ||
+	hostfs_fail "mounts inside /host"
+mkdir -p /host/dev/shm /host/dev/pts /host/tmp/pyalloc /host/tmp/out
+mount -t tmpfs tmpfs /host/dev/shm
+mount -t devpts devpts /host/dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /host/run 2>/dev/null
+[ -e /host/dev/fd ] || ln -s /proc/self/fd /host/dev/fd
+mount --bind /pyalloc /host/tmp/pyalloc && mount --bind /out /host/tmp/out ||
+	hostfs_fail "bind mounts"
+HOSTFS
+fi
 for f in ${adds[@]+"${adds[@]}"}; do
 	[ -e "$f" ] || die "--add $f: no such file"
 	cp -rL "$f" "$root/pyalloc/"
@@ -163,6 +200,11 @@ chmod +x "$root/usr/bin/timeout"
 		printf 'cd /pyalloc\n'
 	fi
 	if [ ${#cmd[@]} -gt 0 ]; then
+		if [ -n "$hostfs" ]; then
+			# shellcheck disable=SC2016
+			printf 'chroot /host /bin/sh -c %q sh ' \
+				"cd /tmp/pyalloc && export PATH=/tmp/pyalloc:$top/tools:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 && exec \"\$@\""
+		fi
 		printf '%q ' "${cmd[@]}"
 		printf '\n'
 		# shellcheck disable=SC2016
@@ -192,6 +234,7 @@ if ! insmod /pyalloc/pyalloc.ko $modparams; then
 	echo "PYALLOC-EXIT: 97"
 	reboot -f
 fi
+[ -f /pyalloc/.hostfs ] && . /pyalloc/.hostfs
 sh /pyalloc/.cmd
 rc=\$?
 # Every heap is closed now: the module must hold no page and unload.
@@ -234,6 +277,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
 	-nodefaults -display none -no-reboot \
 	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem" \
 	-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" -append "$cmdline" \
+	${hostfs:+-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap} \
 	-serial stdio -serial "file:$work/ttyS1" </dev/null 2>&1 |
 	tee "$log" |
 	# Progress: the guest's own lines and any kernel line that matters.
