@@ -27,6 +27,11 @@ SUDO=
 
 HOST_PKGS=(qemu-system-x86 busybox-static cpio xz-utils gcc make libc6-dev file
 	   sparse perl bc kmod libelf-dev)
+# Packaging, reference docs and pyallocstat (packaging/check.sh,
+# docs/check.sh, tools/tests/): DKMS, Debian packages, lintian, man page
+# linters, docutils for the reST page, Debian's python3 for the guest.
+HOST_PKGS+=(dkms debhelper dh-dkms dpkg-dev fakeroot lintian pkgconf binutils
+	    mandoc groff-base man-db python3 python3-docutils)
 # The drop-in malloc's proof on real programs (scripts/check.sh, preload
 # lane): Debian's CPython and its regression tests, a C++ compiler.
 HOST_PKGS+=(python3.11 libpython3.11-testsuite g++ dash)
