@@ -91,4 +91,6 @@ python3 "$here/render.py" "$work/out" "$OUT" \
 	--commit "$commit" --elapsed "$took"
 cat "$OUT/results.md"
 log "results in $OUT (${elapsed}s)"
+# Fork latency of private heaps against glibc (its own VM boot, about 30 s).
+BENCH_OUT="$OUT" "$here/fork.sh" >&2 || rc=1
 exit "$rc"
