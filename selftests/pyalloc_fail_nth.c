@@ -24,7 +24,12 @@
  *     whose result could not be delivered; a fault is retried), and then
  *     the statistics and pages_held are exactly those of the reference run.
  * Either way the heap then allocates, maps and frees a block, and closing it
- * gives every page back.  Leaks of kernel memory are kmemleak's business:
+ * gives every page back.
+ *
+ * The fork copy of a private heap has a sweep of its own (fork_copy): with
+ * the n-th point inside the copy failing, fork either fails with ENOMEM or
+ * the child's heap is broken (EIO, EPERM without one, SIGBUS on access) and
+ * the parent's heap is byte-for-byte and stat-for-stat as before.  Leaks of kernel memory are kmemleak's business:
  * make check-debug scans after the run.
  *
  * PYALLOC_NTH_VERBOSE=1 in the environment prints every point's outcome.
@@ -37,6 +42,9 @@
 #include "pyalloc_util.h"
 
 #include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #define DBGFS		"/sys/kernel/debug/"
 #define NTH_FILE	"/proc/thread-self/fail-nth"
@@ -738,6 +746,124 @@ static void __sweep(struct __test_metadata *_metadata,
 }
 
 #define sweep(sc)	__sweep(_metadata, self, sc)
+
+/* ---- the fork copy of a private heap ---- */
+
+static sigjmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jmp, 1);
+}
+
+/*
+ * In the forked child: 0 when the copy is complete and right, 10 when the
+ * heap is cleanly broken (EIO or EPERM, SIGBUS on access), else a failure.
+ */
+static int child_check(struct ctx *c)
+{
+	struct pyalloc_info info;
+	volatile char v;
+	__u64 i;
+	int ret = pya_info(c->fd, &info);
+
+	if (ret == -EIO || ret == -EPERM) {
+		signal(SIGBUS, on_sigbus);
+		if (sigsetjmp(bus_jmp, 1))
+			return 10;
+		v = c->map[c->held[0]];
+		(void)v;
+		return 1;
+	}
+	if (ret)
+		return 2;
+	for (i = 0; i < c->nheld; i++)
+		if (!pya_check(c->map, c->held[i], 512, i))
+			return 3;
+	if (pya_free_n(c->fd, c->held, c->nheld))
+		return 4;
+	return 0;
+}
+
+static int ctx_open_private(struct ctx *c)
+{
+	struct pyalloc_config cfg = { .flags = PYALLOC_CONFIG_MODE,
+				      .mode = PYALLOC_MODE_PRIVATE };
+	int ret = ctx_open_fd(c);
+	__u64 i;
+
+	if (!ret)
+		ret = pya_ioctl(c->fd, PYALLOC_IOC_CONFIG, &cfg);
+	if (!ret)
+		ret = ctx_map(c);
+	/* Two arenas' worth of pages, every block marked. */
+	if (!ret)
+		ret = hold(c, 512, blocks_per_arena(c, 512) + 24);
+	for (i = 0; !ret && i < c->nheld; i++)
+		pya_fill(c->map, c->held[i], 512, i);
+	return ret;
+}
+
+TEST_F_TIMEOUT(nth, fork_copy, 300)
+{
+	long long base_held = held_pages(), heaps = pya_param("heaps");
+	unsigned int n, broken = 0, refused = 0;
+	struct pya_kstats before, after;
+	struct ctx c;
+	int status;
+	pid_t pid;
+	__u64 i;
+
+	for (n = 1; ; n++) {
+		bool fired;
+
+		ASSERT_GT(MAX_NTH, n);
+		ASSERT_EQ(0, ctx_open_private(&c));
+		ASSERT_EQ(0, pya_stats(c.fd, &before));
+		nth_set(n);
+		pid = fork();
+		if (pid == 0)
+			_exit(child_check(&c));
+		fired = nth_fired();
+		if (pid < 0) {
+			/* Refusing the fork is allowed: ENOMEM. */
+			EXPECT_TRUE(fired);
+			EXPECT_EQ(ENOMEM, errno);
+			refused++;
+		} else {
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			ASSERT_TRUE(WIFEXITED(status));
+			if (!fired) {
+				EXPECT_EQ(0, WEXITSTATUS(status));
+			} else {
+				EXPECT_TRUE(WEXITSTATUS(status) == 10 ||
+					    WEXITSTATUS(status) == 0)
+					TH_LOG("point %u: child status %d", n,
+					       WEXITSTATUS(status));
+				broken += WEXITSTATUS(status) == 10;
+			}
+		}
+		/* The parent's heap: untouched, whatever happened. */
+		ASSERT_EQ(0, pya_stats(c.fd, &after));
+		after.forks = before.forks;
+		EXPECT_EQ(0, memcmp(&before, &after, sizeof(before)))
+			TH_LOG("point %u: the parent's heap changed", n);
+		for (i = 0; i < c.nheld; i++) {
+			ASSERT_TRUE(pya_check(c.map, c.held[i], 512, i))
+				TH_LOG("point %u: block %llu changed", n,
+				       (unsigned long long)i);
+		}
+		EXPECT_EQ(heaps + 1, pya_param("heaps"));
+		expect_heap_works(&c);
+		ctx_close(&c);
+		EXPECT_EQ(base_held, held_pages());
+		if (!fired)
+			break;
+	}
+	ksft_print_msg("fork copy, %s faults: %u points, %u broken children, %u forks refused\n",
+		       self->mode_name, n - 1, broken, refused);
+}
 
 TEST_F_TIMEOUT(nth, open, 300)
 {
