@@ -384,6 +384,11 @@ __attribute__((constructor)) static void pre_init(void)
 		return;
 	}
 	o.granularity = PYALLOC_GRANULARITY_16;
+	/* PYALLOC_LIMIT_MB: a lower memory limit for the heap (tests, or a
+	 * program that should keep most of its memory swappable). */
+	v = getenv("PYALLOC_LIMIT_MB");
+	if (v && *v)
+		o.mem_limit = strtoull(v, NULL, 10) << 20;
 	h = pyai_heap_open(&o, PYAI_HEAP_CHECK_FD);
 	if (!h) {
 		if (pyai_verbose)

@@ -4,6 +4,7 @@
  * pool page, first fit with a per-class hint.  Speed only has to be good
  * enough for the stress tests under ASan.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -295,14 +296,24 @@ void *pyai_dev_map(int fd, size_t len)
 {
 	struct fheap *f = fd >= 0 && fd < MAX_FD ? fheaps[fd] : NULL;
 	void *p;
+	int mfd;
 
 	if (!f || len != f->window_size) {
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
+	/* A named memfd, so that /proc/self/maps shows the window as the
+	 * device's ("pyalloc" in the path), as tests of the preload expect. */
+	mfd = memfd_create("pyalloc-fake-window", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, (off_t)len) < 0) {
+		if (mfd >= 0)
+			close(mfd);
+		return MAP_FAILED;
+	}
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 (f->private_mode ? MAP_PRIVATE : MAP_SHARED) |
-		 MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		 (f->private_mode ? MAP_PRIVATE : MAP_SHARED) | MAP_NORESERVE,
+		 mfd, 0);
+	close(mfd);
 	if (p != MAP_FAILED) {
 		f->window = p;
 		f->mapped = true;
@@ -588,8 +599,13 @@ int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
 				       PYALLOC_CONFIG_WINDOW_SIZE |
 				       PYALLOC_CONFIG_MODE;
 
-		if ((c->flags & ~PYALLOC_CONFIG_FLAGS) || c->reserved)
+		if (c->flags & ~PYALLOC_CONFIG_FLAGS)
 			ret = -EINVAL;
+#ifdef PYALLOC_CONFIG_DECAY
+		else if ((c->flags & PYALLOC_CONFIG_DECAY) &&
+			 c->decay_ms > PYALLOC_MAX_DECAY_MS)
+			ret = -EINVAL;	/* the fake keeps no empty arena anyway */
+#endif
 		else if ((c->flags & PYALLOC_CONFIG_GRANULARITY) &&
 			 c->granularity != 8 && c->granularity != 16)
 			ret = -EINVAL;
