@@ -99,6 +99,27 @@ for ser in "${SERIES[@]}"; do
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 done
 
+step "drop-in malloc on real programs (VM ${SERIES[0]}, --host-fs)"
+# CPython's own regression tests, a dash script and a C++ program on
+# libpyalloc-malloc.so, each compared with the same run on glibc in the same
+# boot, with proof that small objects came from /dev/pyalloc
+# (tests/preload/run.sh; the list and its time: tests/preload/python-tests.txt).
+mkdir -p build/preload
+if g++ -std=c++17 -O2 -Wall -Wextra -Werror -pthread \
+	-o build/preload/cxx_churn tests/preload/cxx_churn.cc; then
+	vm/run.sh --kernel "${SERIES[0]}" --host-fs --timeout 2400 \
+		--log build/check/preload.log -- \
+		"$top/tests/preload/run.sh" "$top" "$top/build/preload/cxx_churn"
+	prc=$?
+	add_counts build/check/preload.log
+	if [ "$prc" != 0 ] && ! grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed' build/check/preload.log; then
+		echo "check: the preload run failed (status $prc) outside any test"
+		failed=$((failed + 1))
+	fi
+else
+	add_step 1 "build tests/preload/cxx_churn.cc"
+fi
+
 echo
 echo "check: $(( $(date +%s) - start ))s"
 echo "$passed passed, $failed failed, $skipped skipped"
