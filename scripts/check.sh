@@ -78,6 +78,17 @@ step "static checks (checkpatch --strict, sparse)"
 scripts/static-check.sh 2>&1 | tee build/check/static.log
 add_counts build/check/static.log
 
+step "pyallocstat on a fake machine, reference docs, packaging (host)"
+/usr/bin/python3 tools/tests/test_pyallocstat.py 2>&1 | tee build/check/pyallocstat.log
+add_counts build/check/pyallocstat.log
+docs/check.sh 2>&1 | tee build/check/docs.log
+add_counts build/check/docs.log
+packaging/check.sh "${SERIES[@]}" 2>&1 | tee build/check/packaging.log
+add_counts build/check/packaging.log
+# pyallocstat's VM test runs after the selftests, in the same boot.
+mapfile -t vmtool < <(tools/tests/vm-prep.sh) || vmtool=()
+[ ${#vmtool[@]} -gt 0 ] || { echo "check: tools/tests/vm-prep.sh failed"; failed=$((failed + 1)); }
+
 step "the VM runner fails what it must (vm/selftest.sh)"
 vm/selftest.sh "${SERIES[0]}" 2>&1 | tee build/check/runner.log
 add_counts build/check/runner.log
@@ -87,7 +98,7 @@ for ser in "${SERIES[@]}"; do
 	. "$CACHE/$ser.env"
 	step "VM selftests on $ser ($VM_KVER)"
 	log=build/check/vm-$ser.log
-	vm/run.sh --kernel "$ser" --log "$log" --selftests selftests
+	vm/run.sh --kernel "$ser" --log "$log" --selftests selftests ${vmtool[@]+"${vmtool[@]}"}
 	vmrc=$?
 	counts=$(scripts/ksft-count.sh "$log")
 	read -r p f s <<<"$counts"
