@@ -127,6 +127,20 @@ class Debugfs(unittest.TestCase):
         self.assertEqual(heaps[5]["limit_bytes"], 50)
 
 
+    def test_empty_command_does_not_shift_columns(self):
+        with Copy() as m:
+            m.write(pst.DEBUGFS,
+                    "# pyalloc heaps, version 1\n"
+                    "# heap_id pid command mode state pages arenas "
+                    "blocks_in_use blocks_free bytes_in_use bytes_free "
+                    "limit_bytes\n"
+                    "5 0  shared ok 3 1 10 20 30 40 50\n")
+            heaps = pst.Machine(m.root).debugfs()
+        self.assertEqual((heaps[5]["pid"], heaps[5]["command"],
+                          heaps[5]["mode"], heaps[5]["limit_bytes"]),
+                         (0, None, "shared", 50))
+
+
 class Fdinfo(unittest.TestCase):
     def test_private_file_gives_the_owners_heap(self):
         text = open(os.path.join(FIX, "proc/200/fdinfo/4")).read()
