@@ -34,6 +34,7 @@ int pya_allocator_init(struct pya_allocator *a,
 	a->pools_per_arena = 1U << (arena_shift - PYA_POOL_SHIFT);
 	a->max_arenas = max_arenas;
 	a->mem_limit = mem_limit;
+	a->keep_empty = 1;
 	a->class_shift = ilog2(PYALLOC_GRANULARITY_8);
 	a->nclasses = pya_num_classes(a->class_shift);
 	for (i = 0; i < PYALLOC_MAX_CLASSES; i++)
@@ -106,29 +107,40 @@ static int arena_new(struct pya_allocator *a, struct pya_arena **out)
 	return 0;
 }
 
-/* Free an empty arena's pages (unmapped first) and its descriptor. */
-static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena)
+/*
+ * Take an empty arena out of the heap's bookkeeping.  Its pages and slot
+ * are given back either here (unmapped first), or, when @retire and the
+ * backend can retire arenas, by the backend after the caller drops its
+ * lock: the slot stays reserved and no longer resolves, so no fault maps
+ * the pages again and no new arena takes the slot before the zap.
+ */
+static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena,
+			  bool retire)
 {
 	u32 i;
 
-	if (arena->ncarved)
-		a->ops->arena_unmap(a, arena);
-	for (i = 0; i < arena->ncarved; i++)
-		a->ops->page_free(a, &arena->pools[i]);
 	a->pages -= arena->ncarved;
 	a->pools_empty -= arena->ncarved;
 	arena_set_nfree(a, arena, 0);
 	list_del(&arena->all_link);
-	a->ops->slot_free(a, arena->index);
 	a->nempty_arenas--;
 	a->arenas_current--;
+	if (retire && a->ops->arena_retire) {
+		a->ops->arena_retire(a, arena);
+		return;
+	}
+	if (arena->ncarved)
+		a->ops->arena_unmap(a, arena);
+	for (i = 0; i < arena->ncarved; i++)
+		a->ops->page_free(a, &arena->pools[i]);
+	a->ops->slot_free(a, arena->index);
 	pya_free_mem(arena);
 }
 
 /* Give an empty arena back to the kernel (policy). */
 static void arena_release(struct pya_allocator *a, struct pya_arena *arena)
 {
-	arena_destroy(a, arena);
+	arena_destroy(a, arena, true);
 	a->arenas_reclaimed++;
 }
 
@@ -136,7 +148,7 @@ static void arena_release(struct pya_allocator *a, struct pya_arena *arena)
 static void arena_discard(struct pya_allocator *a, struct pya_arena *arena)
 {
 	WARN_ON(arena->ncarved);
-	arena_destroy(a, arena);
+	arena_destroy(a, arena, false);
 	a->arenas_allocated--;
 }
 
@@ -231,11 +243,13 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 		a->nempty_arenas++;
 		if (arena->create_gen == a->gen)
 			arena_discard(a, arena);
-	} else if (a->nempty_arenas) {
+	} else if (a->nempty_arenas >= a->keep_empty) {
 		a->nempty_arenas++;
 		arena_release(a, arena);
 	} else {
 		a->nempty_arenas++;
+		if (a->ops->arena_kept)
+			a->ops->arena_kept(a);
 	}
 }
 
@@ -509,6 +523,7 @@ int pya_allocator_clone(struct pya_allocator *dst,
 		}
 	}
 	dst->nempty_arenas = src->nempty_arenas;
+	dst->keep_empty = src->keep_empty;
 	dst->gen = src->gen;
 	dst->prev_highwater = src->prev_highwater;
 	dst->pools_empty = src->pools_empty;

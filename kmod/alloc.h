@@ -38,8 +38,17 @@ struct pya_backend_ops {
 	 */
 	int (*page_copy)(struct pya_allocator *a, struct pya_pool *dst,
 			 const struct pya_pool *src);
+	/*
+	 * Optional: take over an arena the allocator no longer knows, whose
+	 * slot must stay reserved and stop resolving at once; unmap it, free
+	 * its pages and slot and the descriptor later, outside the caller's
+	 * lock.  Without it arenas are unmapped and freed on the spot.
+	 */
+	void (*arena_retire)(struct pya_allocator *a, struct pya_arena *arena);
 	/* Remove every user mapping of @arena's pages; they are freed next. */
 	void (*arena_unmap)(struct pya_allocator *a, struct pya_arena *arena);
+	/* Optional: an arena became empty and is kept (decay, heap.c). */
+	void (*arena_kept)(struct pya_allocator *a);
 };
 
 struct pya_allocator {
@@ -60,7 +69,8 @@ struct pya_allocator {
 
 	struct list_head arenas;	/* every arena of the heap */
 	struct pya_arena_order order;
-	u32 nempty_arenas;	/* entirely empty arenas kept (at most one) */
+	u32 nempty_arenas;	/* entirely empty arenas kept */
+	u32 keep_empty;		/* at most this many (1: pymalloc's policy) */
 	u64 gen;		/* number of the current/last alloc call */
 	u64 prev_highwater;	/* arenas_highwater before that call */
 	bool rolling_back;

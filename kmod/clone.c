@@ -70,6 +70,7 @@ struct pya_heap *pya_heap_fork(struct pya_heap *parent,
 	} else {
 		unmap_mapping_range(pf->inode->i_mapping, 0, 0, 1);
 		err = pya_allocator_clone(&child->alloc, &parent->alloc);
+		child->decay_ms = parent->decay_ms;
 	}
 	if (!err)
 		parent->forks++;
@@ -79,6 +80,10 @@ struct pya_heap *pya_heap_fork(struct pya_heap *parent,
 		pya_allocator_destroy(&child->alloc);
 		child->broken = true;
 	}
+	/* Kept empty arenas decay in the copy as in the original. */
+	if (!err && child->decay_ms && child->alloc.nempty_arenas)
+		schedule_delayed_work(&child->decay,
+				      msecs_to_jiffies(child->decay_ms));
 	list_add_tail(&child->link, &pf->heaps);
 	pf->nheaps++;
 	atomic64_inc(&pya_forks);

@@ -99,18 +99,71 @@ static int pya_slot_store(struct pya_allocator *a, struct pya_arena *arena,
 	return xa_insert(&to_heap(a)->arenas, index, arena, GFP_KERNEL_ACCOUNT);
 }
 
+/* A retired arena's slot holds a value entry: reserved, resolving to none. */
+#define PYA_SLOT_RETIRED	xa_mk_value(0)
+
 static struct pya_arena *pya_slot_lookup(struct pya_allocator *a, u32 index)
 {
-	return xa_load(&to_heap(a)->arenas, index);
+	void *entry = xa_load(&to_heap(a)->arenas, index);
+
+	return xa_is_value(entry) ? NULL : entry;
 }
 
 static void pya_slot_free(struct pya_allocator *a, u32 index)
 {
 	struct pya_arena *arena = xa_erase(&to_heap(a)->arenas, index);
 
-	if (arena)
+	if (arena && !xa_is_value(arena))
 		trace_pyalloc_arena_release(to_heap(a)->id, index,
 					    arena->ncarved);
+}
+
+/*
+ * Unmapping an arena and freeing up to pools_per_arena pages takes long;
+ * under the heap lock every fault and ioctl of the heap would wait behind
+ * it, unkillable.  So a released arena is retired under the lock: its slot
+ * keeps a value entry, which reserves it (no new arena can take the slot
+ * before the zap) and resolves to nothing (the fault handler answers SIGBUS
+ * and never maps the pages again); pya_heap_reap() then zaps, frees and
+ * erases the slot with the lock dropped.  Until the zap, a mapping that
+ * already had a page keeps reaching it: the page is still ours, not free.
+ */
+static void pya_arena_unmap(struct pya_allocator *a, struct pya_arena *arena);
+
+static void pya_arena_retire(struct pya_allocator *a, struct pya_arena *arena)
+{
+	struct pya_heap *heap = to_heap(a);
+
+	trace_pyalloc_arena_release(heap->id, arena->index, arena->ncarved);
+	xa_store(&heap->arenas, arena->index, PYA_SLOT_RETIRED, GFP_NOWAIT);
+	list_add_tail(&arena->all_link, &heap->dead);
+}
+
+/* Unmap and free the retired arenas of @heap; called without its lock. */
+void pya_heap_reap(struct pya_heap *heap)
+{
+	struct pya_arena *arena, *tmp;
+	LIST_HEAD(dead);
+	u32 i;
+
+	mutex_lock(&heap->lock);
+	list_splice_init(&heap->dead, &dead);
+	mutex_unlock(&heap->lock);
+	if (list_empty(&dead))
+		return;
+	list_for_each_entry(arena, &dead, all_link) {
+		if (arena->ncarved)
+			pya_arena_unmap(&heap->alloc, arena);
+		for (i = 0; i < arena->ncarved; i++)
+			pya_page_free(&heap->alloc, &arena->pools[i]);
+		cond_resched();
+	}
+	mutex_lock(&heap->lock);
+	list_for_each_entry(arena, &dead, all_link)
+		xa_erase(&heap->arenas, arena->index);
+	mutex_unlock(&heap->lock);
+	list_for_each_entry_safe(arena, tmp, &dead, all_link)
+		pya_free_mem(arena);
 }
 
 /*
@@ -127,6 +180,43 @@ static void pya_arena_unmap(struct pya_allocator *a, struct pya_arena *arena)
 			    1LL << a->arena_shift, 1);
 }
 
+/*
+ * Decay (struct pyalloc_config.decay_ms).  pymalloc keeps one empty arena
+ * and gives every other back at once, so a program that allocates and
+ * frees in waves has pages allocated, zeroed, faulted in and zapped again
+ * every wave.  A heap with a decay keeps every emptied arena, pages and
+ * mappings included, and a delayed work gives back all that are still
+ * empty decay_ms after the first was kept, like jemalloc's dirty_decay_ms.
+ */
+static void pya_arena_kept(struct pya_allocator *a)
+{
+	struct pya_heap *heap = to_heap(a);
+
+	if (heap->decay_ms)
+		schedule_delayed_work(&heap->decay,
+				      msecs_to_jiffies(heap->decay_ms));
+}
+
+static void pya_heap_decay(struct work_struct *work)
+{
+	struct pya_heap *heap = container_of(to_delayed_work(work),
+					     struct pya_heap, decay);
+
+	mutex_lock(&heap->lock);
+	pya_allocator_trim(&heap->alloc);
+	mutex_unlock(&heap->lock);
+	pya_heap_reap(heap);
+}
+
+/* Under the heap lock. */
+void pya_heap_set_decay(struct pya_heap *heap, unsigned int ms)
+{
+	heap->decay_ms = ms;
+	heap->alloc.keep_empty = ms ? U32_MAX : 1;
+	if (!ms)
+		mod_delayed_work(system_wq, &heap->decay, 0);
+}
+
 static const struct pya_backend_ops pya_heap_backend = {
 	.page_alloc = pya_page_alloc,
 	.page_copy = pya_page_copy,
@@ -135,7 +225,9 @@ static const struct pya_backend_ops pya_heap_backend = {
 	.slot_store = pya_slot_store,
 	.slot_lookup = pya_slot_lookup,
 	.slot_free = pya_slot_free,
+	.arena_retire = pya_arena_retire,
 	.arena_unmap = pya_arena_unmap,
+	.arena_kept = pya_arena_kept,
 };
 
 /*
@@ -159,6 +251,8 @@ struct pya_heap *pya_heap_create(struct pya_file *pf, struct mm_struct *mm,
 	mutex_init(&heap->lock);
 	xa_init_flags(&heap->arenas, XA_FLAGS_ALLOC);
 	INIT_LIST_HEAD(&heap->link);
+	INIT_LIST_HEAD(&heap->dead);
+	INIT_DELAYED_WORK(&heap->decay, pya_heap_decay);
 	err = pya_allocator_init(&heap->alloc, &pya_heap_backend, arena_shift,
 				 window_slots, (u64)limit_mb << 20);
 	if (err) {
@@ -179,6 +273,8 @@ struct pya_heap *pya_heap_create(struct pya_file *pf, struct mm_struct *mm,
 /* Free everything @heap holds; no mapping may still show its pages. */
 void pya_heap_destroy(struct pya_heap *heap)
 {
+	cancel_delayed_work_sync(&heap->decay);
+	pya_heap_reap(heap);
 	pya_allocator_destroy(&heap->alloc);
 	xa_destroy(&heap->arenas);
 	if (heap->user)

@@ -38,7 +38,7 @@ static_assert(sizeof(struct pyalloc_class_stats) == 24);
 
 #define PYA_FEATURES	(PYALLOC_FEATURE_PRIVATE | PYALLOC_FEATURE_WINDOW_SIZE | \
 			 PYALLOC_FEATURE_TRIM | PYALLOC_FEATURE_MEMLOCK | \
-			 PYALLOC_FEATURE_CLASS_STATS)
+			 PYALLOC_FEATURE_CLASS_STATS | PYALLOC_FEATURE_DECAY)
 
 static int copy_in(void *dst, size_t ksize, unsigned int cmd,
 		   unsigned long arg)
@@ -99,7 +99,10 @@ static long pya_ioc_config(struct pya_heap *heap, unsigned int cmd,
 	err = copy_in(&cfg, sizeof(cfg), cmd, arg);
 	if (err)
 		return err;
-	if ((cfg.flags & ~PYALLOC_CONFIG_FLAGS) || cfg.reserved)
+	if (cfg.flags & ~PYALLOC_CONFIG_FLAGS)
+		return -EINVAL;
+	if ((cfg.flags & PYALLOC_CONFIG_DECAY) &&
+	    cfg.decay_ms > PYALLOC_MAX_DECAY_MS)
 		return -EINVAL;
 	if ((cfg.flags & PYALLOC_CONFIG_GRANULARITY) &&
 	    cfg.granularity != PYALLOC_GRANULARITY_8 &&
@@ -150,6 +153,8 @@ static long pya_ioc_config(struct pya_heap *heap, unsigned int cmd,
 		a->max_arenas = slots;
 	if (cfg.flags & PYALLOC_CONFIG_MODE)
 		pf->mode = cfg.mode;
+	if (cfg.flags & PYALLOC_CONFIG_DECAY)
+		pya_heap_set_decay(heap, cfg.decay_ms);
 out:
 	mutex_unlock(&heap->lock);
 	mutex_unlock(&pf->lock);
@@ -290,6 +295,7 @@ static long pya_ioc_free(struct pya_heap *heap, unsigned int cmd,
 	}
 	err = pya_free_blocks(&heap->alloc, offs, req.count, &bad);
 	mutex_unlock(&heap->lock);
+	pya_heap_reap(heap);
 	trace_pyalloc_free(heap->id, req.count, err);
 
 	/* Nothing was freed; name the entry that stopped the call. */
@@ -360,6 +366,7 @@ static long pya_ioc_trim(struct pya_heap *heap, unsigned int cmd,
 		return -EINTR;
 	req.pages = pya_allocator_trim(&heap->alloc);
 	mutex_unlock(&heap->lock);
+	pya_heap_reap(heap);
 	/* The pages are gone either way; a racing unmap only loses the count. */
 	return put_user(req.pages, &ureq->pages) ? -EFAULT : 0;
 }

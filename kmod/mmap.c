@@ -35,6 +35,31 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 }
 #endif
 
+/*
+ * Fault-around: a pool's first touch maps every carved pool of its arena
+ * that lies in this VMA, so that a fresh arena costs one fault instead of
+ * one per page (the pages exist and are charged already; mapping them only
+ * saves the faults).  Entries already present are left as they are.
+ */
+static void pya_fault_around(struct vm_area_struct *vma,
+			     struct pya_allocator *a, pgoff_t pgoff)
+{
+	pgoff_t first = pgoff & ~(pgoff_t)(a->pools_per_arena - 1), p;
+	struct page *page;
+	unsigned long addr;
+
+	for (p = first; p < first + a->pools_per_arena; p++) {
+		if (p == pgoff || p < vma->vm_pgoff ||
+		    p - vma->vm_pgoff >= vma_pages(vma))
+			continue;
+		page = pya_page_at(a, p);
+		if (!page)
+			continue;
+		addr = vma->vm_start + ((p - vma->vm_pgoff) << PAGE_SHIFT);
+		vm_insert_page(vma, addr, page);
+	}
+}
+
 static vm_fault_t pya_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -64,6 +89,8 @@ static vm_fault_t pya_fault(struct vm_fault *vmf)
 		err = vm_insert_page(vma, vmf->address & PAGE_MASK, page);
 		/* -EBUSY: another thread of this mm mapped it first. */
 		ret = (!err || err == -EBUSY) ? VM_FAULT_NOPAGE : vmf_error(err);
+		if (!err)
+			pya_fault_around(vma, &heap->alloc, vmf->pgoff);
 	}
 	mutex_unlock(&heap->lock);
 	trace_pyalloc_fault(heap->id, vmf->pgoff, ret == VM_FAULT_NOPAGE);

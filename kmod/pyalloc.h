@@ -36,6 +36,7 @@
 #include <linux/fs.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "alloc.h"
@@ -71,6 +72,11 @@ struct pya_heap {
 	struct mutex lock;		/* see above */
 	struct pya_allocator alloc;
 	struct xarray arenas;		/* window slot -> struct pya_arena */
+	/*
+	 * Arenas released under the lock and not yet unmapped and freed
+	 * (pya_heap_reap()); their slots hold a value entry meanwhile.
+	 */
+	struct list_head dead;
 	struct pya_file *file;
 	struct list_head link;		/* on file->heaps, under file->lock */
 	u64 id;				/* unique, never reused */
@@ -84,6 +90,9 @@ struct pya_heap {
 	 */
 	struct user_struct *user;
 	u64 forks;			/* private copies made of this heap */
+	/* Emptied arenas are given back this long after they empty. */
+	unsigned int decay_ms;
+	struct delayed_work decay;
 	bool broken;			/* a fork copy that could not be made */
 };
 
@@ -124,6 +133,8 @@ unsigned long pya_pages_limit(void);
 struct pya_heap *pya_heap_create(struct pya_file *pf, struct mm_struct *mm,
 				 u32 window_slots);
 void pya_heap_destroy(struct pya_heap *heap);
+void pya_heap_reap(struct pya_heap *heap);
+void pya_heap_set_decay(struct pya_heap *heap, unsigned int ms);
 struct pya_heap *pya_heap_of_current(struct pya_file *pf);
 void pya_heap_snapshot(struct pya_heap *heap, struct pya_heap_snap *snap);
 int pya_file_open(struct inode *inode, struct file *file);

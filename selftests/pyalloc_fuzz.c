@@ -13,7 +13,12 @@
  *
  * The run is a series of rounds.  Each round the parent opens a heap and
  * maps it, then forks the workers, which inherit it and open two heaps of
- * their own; every thread of a worker then draws operations from its own
+ * their own.  Modes vary by round: the parent's heap is shared in half of
+ * the rounds and private (every worker gets a fork copy) in the other half;
+ * a worker's first heap is private, its second shared; and in every other
+ * round the workers drop to an unprivileged user (uid 65534, RLIMIT_MEMLOCK
+ * 16 MiB) before opening their heaps, so the memlock accounting and its
+ * ENOMEM paths are fuzzed too.  Every thread of a worker then draws operations from its own
  * random stream (derived from the seed, the round, the worker and the
  * thread, so one thread's sequence replays exactly; the interleaving of
  * threads does not):
@@ -64,6 +69,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -77,6 +83,7 @@
 #define PARAMS		"/sys/module/pyalloc/parameters/"
 #define PAGE		4096UL
 #define KSFT_SKIP	4
+#define NOBODY		65534
 
 #define NHEAPS		3	/* per worker: the round's shared heap + 2 */
 #define NLIVE		1024	/* blocks a thread remembers per heap */
@@ -144,6 +151,7 @@ struct worker {
 	unsigned int slot;
 	uint64_t seed;
 	uint64_t quota;		/* ops per thread */
+	bool unprivileged;	/* drop to NOBODY before opening heaps */
 	struct heap heaps[NHEAPS];
 	struct shared *sh;
 };
@@ -501,8 +509,13 @@ static void op_ioctl(struct thread *t)
 		struct pyalloc_config *c = (void *)t->argbuf;
 
 		memset(c, 0, sizeof(*c));
-		c->flags = chance(&t->rng, 80) ? below(&t->rng, 4) :
+		/* Mode and window too: refused once mapped (EBUSY). */
+		c->flags = chance(&t->rng, 80) ? below(&t->rng, 16) :
 			   (uint32_t)rnd(&t->rng);
+		c->mode = chance(&t->rng, 90) ? below(&t->rng, 2) :
+			  (uint32_t)rnd(&t->rng);
+		c->window_size = chance(&t->rng, 50) ? 64ULL << 20 : rnd(&t->rng);
+		c->reserved = chance(&t->rng, 95) ? 0 : (uint32_t)rnd(&t->rng);
 		c->granularity = chance(&t->rng, 80) ?
 				 8U << below(&t->rng, 2) : (uint32_t)rnd(&t->rng);
 		/* Rarely lower the limit, and never to nothing. */
@@ -833,13 +846,17 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static int open_heap(struct heap *h)
+static int open_heap(struct heap *h, uint32_t mode)
 {
+	struct pyalloc_config cfg = { .flags = PYALLOC_CONFIG_MODE,
+				      .mode = mode };
 	struct pyalloc_info info;
 	char *r;
 
 	h->fd = open(DEV, O_RDWR | O_CLOEXEC);
 	if (h->fd < 0)
+		return -1;
+	if (ioctl(h->fd, PYALLOC_IOC_CONFIG, &cfg))
 		return -1;
 	memset(&info, 0, sizeof(info));
 	if (ioctl(h->fd, PYALLOC_IOC_INFO, &info))
@@ -870,8 +887,19 @@ static int worker_main(struct worker *w)
 	int ret = 0;
 
 	catch_faults();
+	if (w->unprivileged) {
+		struct rlimit rl = { 16 << 20, 16 << 20 };
+
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgid(NOBODY) ||
+		    setuid(NOBODY)) {
+			say("pyalloc_fuzz: worker %u: cannot drop privileges: %s\n",
+			    w->slot, strerror(errno));
+			return 1;
+		}
+	}
 	for (i = 1; i < NHEAPS; i++)
-		if (open_heap(&w->heaps[i])) {
+		if (open_heap(&w->heaps[i], i == 1 ? PYALLOC_MODE_PRIVATE :
+						     PYALLOC_MODE_SHARED)) {
 			say("pyalloc_fuzz: worker %u: cannot open a heap: %s\n",
 			    w->slot, strerror(errno));
 			return 1;
@@ -1008,7 +1036,9 @@ int main(int argc, char **argv)
 		if ((target - sh->total) / opt_procs < per_round)
 			w.quota = (target - sh->total) / opt_procs /
 				  opt_threads + 1;
-		if (open_heap(&w.heaps[0])) {
+		w.unprivileged = round % 2 && getuid() == 0;
+		if (open_heap(&w.heaps[0], round % 4 >= 2 ?
+				PYALLOC_MODE_PRIVATE : PYALLOC_MODE_SHARED)) {
 			printf("# cannot open the shared heap: %s\n",
 			       strerror(errno));
 			fail = 1;

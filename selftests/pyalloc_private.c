@@ -448,9 +448,12 @@ TEST(mode_and_window_config)
 	c.mode = 2;
 	EXPECT_EQ(-EINVAL, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
 	c.mode = PYALLOC_MODE_PRIVATE;
-	c.reserved = 1;
+	c.flags = PYALLOC_CONFIG_MODE | PYALLOC_CONFIG_DECAY;
+	c.decay_ms = PYALLOC_MAX_DECAY_MS + 1;
 	EXPECT_EQ(-EINVAL, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
-	c.reserved = 0;
+	ASSERT_EQ(0, pya_info(fd, &info));
+	EXPECT_EQ(PYALLOC_MODE_SHARED, info.mode);
+	c.decay_ms = 0;
 	/* Window: a multiple of the arena size, at most window_mb. */
 	c.flags = PYALLOC_CONFIG_WINDOW_SIZE;
 	c.window_size = info.arena_size + 4096;

@@ -68,6 +68,7 @@
 #define PYALLOC_FEATURE_TRIM		_BITULL(2) /* PYALLOC_IOC_TRIM */
 #define PYALLOC_FEATURE_MEMLOCK		_BITULL(3) /* RLIMIT_MEMLOCK charged */
 #define PYALLOC_FEATURE_CLASS_STATS	_BITULL(4) /* stats.classes pointer */
+#define PYALLOC_FEATURE_DECAY		_BITULL(5) /* config.decay_ms */
 
 /**
  * struct pyalloc_info - the allocator's geometry (PYALLOC_IOC_INFO)
@@ -109,10 +110,15 @@ struct pyalloc_info {
 #define PYALLOC_CONFIG_MEM_LIMIT	0x2U
 #define PYALLOC_CONFIG_WINDOW_SIZE	0x4U
 #define PYALLOC_CONFIG_MODE		0x8U
+#define PYALLOC_CONFIG_DECAY		0x10U
 #define PYALLOC_CONFIG_FLAGS		(PYALLOC_CONFIG_GRANULARITY | \
 					 PYALLOC_CONFIG_MEM_LIMIT | \
 					 PYALLOC_CONFIG_WINDOW_SIZE | \
-					 PYALLOC_CONFIG_MODE)
+					 PYALLOC_CONFIG_MODE | \
+					 PYALLOC_CONFIG_DECAY)
+
+/* The longest a heap may keep emptied arenas (struct pyalloc_config). */
+#define PYALLOC_MAX_DECAY_MS		60000
 
 /**
  * struct pyalloc_config - configure a heap (PYALLOC_IOC_CONFIG)
@@ -123,7 +129,15 @@ struct pyalloc_info {
  *               (else EINVAL), at most the module's window_mb (else EPERM);
  *               a 32-bit process, which cannot map 4 GiB, asks for less
  * @mode:        PYALLOC_MODE_SHARED or PYALLOC_MODE_PRIVATE (else EINVAL)
- * @reserved:    must be 0 (else EINVAL)
+ * @decay_ms:    how long emptied arenas stay, pages and mappings included,
+ *               before they are given back; 0 (the default): at once but
+ *               for one kept arena, as pymalloc does; at most
+ *               PYALLOC_MAX_DECAY_MS (else EINVAL).  A program that
+ *               allocates and frees in waves then reuses its arenas instead
+ *               of having pages zeroed and faulted in again every wave, and
+ *               still gets all of them back once they stayed empty this
+ *               long (jemalloc's dirty_decay_ms); PYALLOC_IOC_TRIM gives
+ *               them back at once.  May change at any time.
  *
  * The granularity may only change before the heap's first allocation, the
  * window size and the mode before its first allocation or mapping (else
@@ -135,7 +149,7 @@ struct pyalloc_config {
 	__u64 mem_limit;
 	__u64 window_size;
 	__u32 mode;
-	__u32 reserved;
+	__u32 decay_ms;
 };
 
 /**

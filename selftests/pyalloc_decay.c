@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Decay (struct pyalloc_config.decay_ms) and fault-around: a heap with a
+ * decay keeps every emptied arena, pages and mappings, and gives back all
+ * that stay empty for decay_ms; without one it keeps a single empty arena
+ * as pymalloc does; TRIM gives them back at once; a fork copy decays as the
+ * original.  A pool's first touch maps every carved pool of its arena.
+ */
+#include "pyalloc_util.h"
+
+#include <sys/wait.h>
+#include <time.h>
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int set_decay(int fd, __u32 ms)
+{
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_DECAY,
+				    .decay_ms = ms };
+
+	return pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c);
+}
+
+PYA_HEAP_FIXTURE(heap)
+
+/* Four arenas of 512-byte blocks, every page touched. */
+static __u64 fill4(struct __test_metadata *_metadata,
+		   FIXTURE_DATA(heap) *self, __u64 *off)
+{
+	__u64 n = 4ULL * self->info.pools_per_arena * 8, i;
+
+	ASSERT_EQ(0, pya_alloc_n(self->fd, 512, n, off));
+	for (i = 0; i < n; i += 8)
+		self->map[off[i]] = 1;
+	return n;
+}
+
+TEST_F(heap, decay_keeps_then_gives_back)
+{
+	static __u64 off[4 * 64 * 8];
+	long long held = pya_param("pages_held");
+	struct pya_kstats st, st2;
+	__u64 n;
+
+	ASSERT_EQ(0, set_decay(self->fd, 500));
+	n = fill4(_metadata, self, off);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	ASSERT_EQ(4, st.arenas_current);
+	ASSERT_EQ(0, pya_free_n(self->fd, off, n));
+	/* Kept: the arenas, their pages, nothing reclaimed yet. */
+	ASSERT_EQ(0, pya_stats(self->fd, &st2));
+	EXPECT_EQ(4, st2.arenas_current);
+	EXPECT_EQ(st.pages, st2.pages);
+	EXPECT_EQ(0, st2.arenas_reclaimed);
+	/* A new wave reuses them: no arena created, no page added. */
+	n = fill4(_metadata, self, off);
+	ASSERT_EQ(0, pya_stats(self->fd, &st2));
+	EXPECT_EQ(st.arenas_allocated, st2.arenas_allocated);
+	EXPECT_EQ(st.pages, st2.pages);
+	ASSERT_EQ(0, pya_free_n(self->fd, off, n));
+	/* After the decay every page is given back. */
+	sleep_ms(1500);
+	ASSERT_EQ(0, pya_stats(self->fd, &st2));
+	EXPECT_EQ(0, st2.arenas_current);
+	EXPECT_EQ(0, st2.pages);
+	EXPECT_EQ(4, st2.arenas_reclaimed);
+	EXPECT_EQ(held, pya_param("pages_held"));
+	pya_check_stats(&st2, &self->info);
+}
+
+TEST_F(heap, no_decay_keeps_one)
+{
+	static __u64 off[4 * 64 * 8];
+	struct pya_kstats st;
+	__u64 n = fill4(_metadata, self, off);
+
+	ASSERT_EQ(0, pya_free_n(self->fd, off, n));
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(1, st.arenas_current);
+	EXPECT_EQ(3, st.arenas_reclaimed);
+}
+
+TEST_F(heap, trim_and_decay_zero_give_back_at_once)
+{
+	static __u64 off[4 * 64 * 8];
+	struct pyalloc_trim tr = { 0 };
+	struct pya_kstats st;
+	__u64 n;
+
+	ASSERT_EQ(0, set_decay(self->fd, PYALLOC_MAX_DECAY_MS));
+	n = fill4(_metadata, self, off);
+	ASSERT_EQ(0, pya_free_n(self->fd, off, n));
+	ASSERT_EQ(0, pya_ioctl(self->fd, PYALLOC_IOC_TRIM, &tr));
+	EXPECT_EQ(4ULL * self->info.pools_per_arena, tr.pages);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(0, st.pages);
+	/* Keep again, then switch the decay off: gone without waiting long. */
+	n = fill4(_metadata, self, off);
+	ASSERT_EQ(0, pya_free_n(self->fd, off, n));
+	ASSERT_EQ(0, set_decay(self->fd, 0));
+	sleep_ms(300);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(0, st.pages);
+	EXPECT_EQ(-EINVAL, set_decay(self->fd, PYALLOC_MAX_DECAY_MS + 1));
+}
+
+/* A fork copy of a private heap with kept arenas decays too. */
+TEST(fork_copy_decays)
+{
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MODE |
+					     PYALLOC_CONFIG_DECAY,
+				    .mode = PYALLOC_MODE_PRIVATE,
+				    .decay_ms = 400 };
+	static __u64 off[2 * 64 * 8];
+	struct pyalloc_info info;
+	int fd = pya_open(), status;
+	__u64 n, i;
+	char *map;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
+	ASSERT_EQ(0, pya_info(fd, &info));
+	map = pya_map(fd, &info);
+	ASSERT_NE(MAP_FAILED, map);
+	n = 2ULL * info.pools_per_arena * 8;
+	ASSERT_EQ(0, pya_alloc_n(fd, 512, n, off));
+	for (i = 0; i < n; i += 8)
+		map[off[i]] = 1;
+	ASSERT_EQ(0, pya_free_n(fd, off, n));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct pya_kstats st;
+
+		if (pya_stats(fd, &st) || st.arenas_current != 2)
+			_exit(1);
+		sleep_ms(1500);
+		if (pya_stats(fd, &st) || st.pages || st.arenas_current)
+			_exit(2);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	munmap(map, info.window_size);
+	close(fd);
+}
+
+/* Resident pages of the VMA at @addr, from /proc/self/smaps. */
+static long rss_kb(void *addr)
+{
+	char line[256], want[32];
+	long kb = -1;
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, want, strlen(want)))
+			in = true;
+		else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/* One touch maps every carved pool of the arena. */
+TEST_F(heap, fault_around_maps_the_arena)
+{
+	__u64 off[256];
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 512, 256, off, NULL));	/* 32 pools */
+	EXPECT_EQ(0, rss_kb(self->map));
+	self->map[off[0]] = 1;
+	EXPECT_EQ(32 * 4, rss_kb(self->map));
+	EXPECT_EQ(0, pya_free(self->fd, off, 256, NULL));
+}
+
+PYALLOC_TEST_MAIN
