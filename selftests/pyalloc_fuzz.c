@@ -510,12 +510,14 @@ static void op_ioctl(struct thread *t)
 
 		memset(c, 0, sizeof(*c));
 		/* Mode and window too: refused once mapped (EBUSY). */
-		c->flags = chance(&t->rng, 80) ? below(&t->rng, 16) :
+		c->flags = chance(&t->rng, 80) ? below(&t->rng, 32) :
 			   (uint32_t)rnd(&t->rng);
 		c->mode = chance(&t->rng, 90) ? below(&t->rng, 2) :
 			  (uint32_t)rnd(&t->rng);
 		c->window_size = chance(&t->rng, 50) ? 64ULL << 20 : rnd(&t->rng);
-		c->reserved = chance(&t->rng, 95) ? 0 : (uint32_t)rnd(&t->rng);
+		/* The decay: kept arenas released by a work under the ops. */
+		c->decay_ms = chance(&t->rng, 90) ? below(&t->rng, 200) :
+			      (uint32_t)rnd(&t->rng);
 		c->granularity = chance(&t->rng, 80) ?
 				 8U << below(&t->rng, 2) : (uint32_t)rnd(&t->rng);
 		/* Rarely lower the limit, and never to nothing. */
