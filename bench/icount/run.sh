@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The instruction-count benchmark (issue 11) on the host: bench/icount/icount
+# under callgrind for every allocator and row, the harness's own count (the
+# no-op allocator) subtracted, reported per free+malloc pair in
+# $BENCH_OUT/icount.md and icount.csv (bench/results by default).
+#
+#   bench/icount/run.sh          (make -C bench icount; part of make bench)
+#
+# Environment: ICOUNT_PAIRS (measured pairs per run, 200000; the same
+# number again is run first as a warm-up), ICOUNT_ROWS, BENCH_OUT.
+# Installs valgrind and the allocators' Debian packages when missing.
+# Takes about a minute on 2 cores.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+OUT=${BENCH_OUT:-$top/bench/results}
+PAIRS=${ICOUNT_PAIRS:-200000}
+ROWS=${ICOUNT_ROWS:-"steady fixed16 fixed48 fixed512 mix"}
+
+log() { printf 'icount: %s\n' "$*" >&2; }
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+PKGS=(valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 python3)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "apt-get install ${missing[*]}"
+	$SUDO apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2
+fi
+
+solib() {
+	local f
+	f=$(dpkg -L "$1" | grep -E "/$2\$" | head -n1)
+	[ -n "$f" ] && [ -e "$f" ] || { log "no $2 in package $1"; exit 1; }
+	echo "$f"
+}
+jemalloc=$(solib libjemalloc2 libjemalloc.so.2)
+mimalloc=$(solib libmimalloc2.0 libmimalloc.so.2)
+tcmalloc=$(solib libtcmalloc-minimal4 libtcmalloc_minimal.so.4)
+
+make -s --no-print-directory -C "$here" build >&2
+
+obj=$here/obj
+work=$(mktemp -d "${TMPDIR:-/tmp}/icount.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# label  binary  --alloc  LD_PRELOAD  the object that must define malloc
+configs=(
+	"noop icount noop - -"
+	"noop-static icount-static noop - -"
+	"pyalloc icount pyalloc - -"
+	"pyalloc-static icount-static pyalloc - -"
+	"pyalloc-malloc icount system $obj/libpyalloc-malloc.so libpyalloc-malloc.so"
+	"glibc icount system - libc.so.6"
+	"jemalloc icount system $jemalloc libjemalloc.so.2"
+	"mimalloc icount system $mimalloc libmimalloc.so.2"
+	"tcmalloc icount system $tcmalloc libtcmalloc_minimal.so.4"
+)
+
+# one LABEL BINARY ALLOC PRELOAD EXPECT ROW
+one() {
+	local label=$1 bin=$2 alloc=$3 pre=$4 expect=$5 row=$6 line
+	local base=$work/$label.$row
+	local env=()
+	[ "$pre" = - ] || env=(LD_PRELOAD="$pre")
+	if ! env ${env[@]+"${env[@]}"} valgrind --tool=callgrind \
+		--collect-atstart=no --callgrind-out-file="$base.cg" \
+		"$obj/$bin" --alloc="$alloc" --row="$row" --pairs="$PAIRS" \
+		>"$base.out" 2>"$base.err"; then
+		log "FAILED: $label $row"; cat "$base.err" >&2; return 1
+	fi
+	line=$(cat "$base.out")
+	if [ "$expect" != - ] && [ "${line##*malloc_from=}" != "$expect" ]; then
+		log "$label: malloc came from ${line##*malloc_from=}, not $expect (LD_PRELOAD?)"
+		return 1
+	fi
+}
+
+start=$(date +%s)
+pids=()
+for row in $ROWS; do
+	for c in "${configs[@]}"; do
+		# shellcheck disable=SC2086
+		one $c "$row" &
+		pids+=($!)
+		# two at a time: the machine has 2 cores
+		if [ ${#pids[@]} -ge 2 ]; then
+			wait "${pids[0]}" || exit 1
+			pids=("${pids[@]:1}")
+		fi
+	done
+done
+for p in "${pids[@]}"; do wait "$p" || exit 1; done
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+mkdir -p "$OUT"
+python3 "$here/report.py" "$work" "$OUT" --pairs "$PAIRS" --rows "$ROWS" \
+	--machine "${cpu:-unknown CPU} host ($(nproc) cores), $(valgrind --version)" \
+	--date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	--commit "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)" \
+	--seconds "$(($(date +%s) - start))"
+cat "$OUT/icount.md"
