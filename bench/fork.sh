@@ -32,7 +32,7 @@ uname -r >/out/fork-kernel.txt
 GUEST
 "$top/vm/run.sh" --timeout 900 --mem 3072 \
 	--add "$here/forkbench" --add "$work/fork-guest.sh" \
-	--append "slab_debug=- kfence.sample_interval=0" \
+	--append "slab_debug=- kfence.sample_interval=0 mitigations=${BENCH_MITIGATIONS:-auto}" \
 	--log "$top/build/vm/fork-console.log" --out "$work/out" \
 	-- sh ./fork-guest.sh >&2
 mkdir -p "$OUT"

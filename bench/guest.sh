@@ -4,17 +4,25 @@
 # repetitions outermost and the allocators' order rotated every repetition,
 # so that drift and host load spread over all allocators alike.
 # Results go to /out (copied back by vm/run.sh):
-#   /out/throughput.csv  /out/memory.csv  /out/guest.txt  /out/failures.txt
+#   /out/throughput.csv  /out/memory.csv  /out/frag.csv  /out/guest.txt
+#   /out/failures.txt
 #
 # Environment: REPS (throughput repetitions), SECS (timed seconds per run),
-# MEMREPS (memory repetitions), MEMCOUNT (live objects), ALLOCS, WORKLOADS.
+# MEMREPS (memory and fragmentation repetitions), MEMCOUNT (live objects),
+# SETTLE (seconds to wait after the frees before measuring again), ALLOCS,
+# WORKLOADS.
+#
+# pyalloc is measured through its own API (libpyalloc.a: pyalloc, and
+# pyalloc-debug without magazines) and as a process's malloc, the way the
+# others are: pyalloc-malloc is libpyalloc-malloc.so in LD_PRELOAD.
 set -u
 REPS=${REPS:-10}
 SECS=${SECS:-0.5}
 MEMREPS=${MEMREPS:-3}
 MEMCOUNT=${MEMCOUNT:-1000000}
-ALLOCS=${ALLOCS:-"pyalloc pyalloc-debug glibc jemalloc mimalloc tcmalloc"}
-WORKLOADS=${WORKLOADS:-"steady growth prodcons fixed16 fixed48 fixed512 larson"}
+SETTLE=${SETTLE:-1}
+ALLOCS=${ALLOCS:-"pyalloc pyalloc-malloc pyalloc-debug glibc jemalloc mimalloc tcmalloc"}
+WORKLOADS=${WORKLOADS:-"steady growth prodcons fixed16 fixed48 fixed512 larson wide mix"}
 MEMSIZES=${MEMSIZES:-"24 48 512"}
 
 out=/out
@@ -28,7 +36,12 @@ mkdir -p $out
 	echo "memory: $(sed -n 's/^MemTotal: *//p' /proc/meminfo)"
 	echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 	echo "cmdline: $(cat /proc/cmdline)"
-	echo "params: REPS=$REPS SECS=$SECS MEMREPS=$MEMREPS MEMCOUNT=$MEMCOUNT"
+	echo "params: REPS=$REPS SECS=$SECS MEMREPS=$MEMREPS MEMCOUNT=$MEMCOUNT SETTLE=$SETTLE"
+	# What the CPU mitigations are (the kernel's default unless the
+	# command line says otherwise).
+	for f in /sys/devices/system/cpu/vulnerabilities/*; do
+		[ -f "$f" ] && echo "vulnerability ${f##*/}: $(cat "$f")"
+	done
 } >$out/guest.txt
 
 # rotate N WORDS...: the words, starting at the N-th (0-based, modulo)
@@ -52,6 +65,9 @@ run() {
 	case $label in
 	pyalloc|pyalloc-debug)
 		set -- ./pyabench --alloc="$label" --label="$label" "$@" ;;
+	pyalloc-malloc)
+		set -- env LD_PRELOAD=/pyalloc/libpyalloc-malloc.so \
+			./pyabench --alloc=system --label=pyalloc-malloc "$@" ;;
 	glibc)
 		set -- ./pyabench --alloc=system --label=glibc "$@" ;;
 	jemalloc)
@@ -80,11 +96,14 @@ wargs() {
 	prodcons) echo "--workload=prodcons" ;;
 	fixed*) echo "--workload=fixed --live=20000 --size=${1#fixed}" ;;
 	larson) echo "--workload=larson --threads=4" ;;
+	wide) echo "--workload=wide --live=2000" ;;
+	mix) echo "--workload=mix --live=20000" ;;
 	esac
 }
 
 ./pyabench --header --workload=steady >$out/throughput.csv
 ./pyabench --header --workload=mem >$out/memory.csv
+./pyabench --header --workload=frag >$out/frag.csv
 
 t0=$(date +%s)
 rep=1
@@ -109,12 +128,17 @@ while [ $rep -le "$MEMREPS" ]; do
 		for a in $ALLOCS; do
 			[ "$a" = pyalloc-debug ] && continue
 			run "$a" --workload=mem --size="$z" --count="$MEMCOUNT" \
-				--rep=$rep >>$out/memory.csv
+				--settle="$SETTLE" --rep=$rep >>$out/memory.csv
 		done
+	done
+	for a in $ALLOCS; do
+		[ "$a" = pyalloc-debug ] && continue
+		run "$a" --workload=frag --count="$MEMCOUNT" --rep=$rep \
+			>>$out/frag.csv
 	done
 	echo "pyabench: memory repetition $rep done after $(($(date +%s) - t0))s"
 	rep=$((rep + 1))
 done
 
-cat $out/throughput.csv $out/memory.csv
+cat $out/throughput.csv $out/memory.csv $out/frag.csv
 [ ! -s $out/failures.txt ]

@@ -23,8 +23,10 @@ static inline void touch(void *p, uint64_t v)
 	*(volatile uint64_t *)p = v;
 }
 
-/* (a) steady state and (d) fixed sizes: a working set of bp->live objects;
- * each iteration frees a random one and allocates its replacement. */
+/* (a) steady state, (d) fixed sizes, (f) wide sizes: a working set of
+ * bp->live objects; each iteration frees a random one and allocates its
+ * replacement.  (g) mix (bp->mix): a third of the iterations realloc() the
+ * object to a new size, a third free() it and calloc() the replacement. */
 int wl_steady(const struct bench_params *bp, struct bench_result *r)
 {
 	size_t live = bp->live, i;
@@ -44,11 +46,31 @@ int wl_steady(const struct bench_params *bp, struct bench_result *r)
 			uint32_t j = rng_below(&s, (uint32_t)live);
 			void *p;
 
-			bench_free(slot[j]);
-			p = bench_alloc(rng_size(&s, bp->fixed));
+			if (bp->mix) {
+				size_t n = rng_size(&s, bp->fixed);
+
+				switch (rng_below(&s, 3)) {
+				case 0:
+					p = bench_realloc(slot[j], n);
+					break;
+				case 1:
+					bench_free(slot[j]);
+					p = bench_calloc(1, n);
+					break;
+				default:
+					bench_free(slot[j]);
+					p = bench_malloc(n);
+				}
+				if (!p)
+					bench_oom(n);
+			} else {
+				bench_free(slot[j]);
+				p = bench_alloc(rng_size(&s, bp->fixed));
+			}
 			touch(p, k);
 			slot[j] = p;
 		}
+		/* A realloc counts as a free and a malloc. */
 		ops += 2 * CHECK_EVERY;
 		t1 = now_s();
 	} while (t1 < end);

@@ -45,6 +45,8 @@
 
 #include <pyalloc.h>
 
+#include "../rng.h"
+
 enum row { R_STEADY, R_FIXED, R_MIX };
 
 /*
@@ -86,23 +88,6 @@ __attribute__((noipa)) static void *noop_realloc(void *p, size_t n)
 	(void)p;
 	(void)n;
 	return noop_buf;
-}
-
-/* xorshift64*, identical for every allocator. */
-static inline uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static inline uint32_t rng_below(uint64_t *s, uint32_t n)
-{
-	return (uint32_t)(((rng_next(s) >> 32) * (uint64_t)n) >> 32);
 }
 
 static void oom(size_t n)

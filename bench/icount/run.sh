@@ -20,30 +20,10 @@ ROWS=${ICOUNT_ROWS:-"steady fixed16 fixed48 fixed512 mix"}
 
 log() { printf 'icount: %s\n' "$*" >&2; }
 
-SUDO=
-[ "$(id -u)" = 0 ] || SUDO=sudo
-PKGS=(valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 python3)
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-		grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "apt-get install ${missing[*]}"
-	$SUDO apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}" >&2
-fi
-
-solib() {
-	local f
-	f=$(dpkg -L "$1" | grep -E "/$2\$" | head -n1)
-	[ -n "$f" ] && [ -e "$f" ] || { log "no $2 in package $1"; exit 1; }
-	echo "$f"
-}
-jemalloc=$(solib libjemalloc2 libjemalloc.so.2)
-mimalloc=$(solib libmimalloc2.0 libmimalloc.so.2)
-tcmalloc=$(solib libtcmalloc-minimal4 libtcmalloc_minimal.so.4)
+# shellcheck source=bench/common.sh
+. "$here/../common.sh"
+bench_deps valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 python3
+bench_allocators
 
 make -s --no-print-directory -C "$here" build >&2
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The real-program benchmark (issue 11), run in the VM under --host-fs by
+bench/py/guest.sh: object-heavy Python programs under stock python3
+(CPython's own pymalloc) and with PYTHONMALLOC=malloc under glibc,
+jemalloc, mimalloc, tcmalloc and pyalloc's drop-in malloc
+(libpyalloc-malloc.so), each run its own process, repetitions outermost and
+the allocators' order rotated every repetition.
+
+    driver.py OUT.csv REPS LIBDIR PRELOAD
+
+LIBDIR holds the Debian allocators' shared objects; PRELOAD is
+libpyalloc-malloc.so.  Each line: program,alloc,rep,seconds,maxrss_kb --
+wall time around the child (fork to wait) and its peak resident set
+(getrusage through wait4, which counts pyalloc's device pages like any
+mapped page).  Before the runs every configuration is checked: the
+preloaded library must be mapped in the child, and for pyalloc the child
+must hold a /dev/pyalloc descriptor (the drop-in falls back to glibc,
+silently, without one).
+"""
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = [
+    ("churn", ["churn.py", "20000"]),
+    ("json", ["jsonrt.py", "3"]),
+    ("gcgraph", ["gcgraph.py", "3"]),
+]
+
+
+def configs(libdir, preload):
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONMALLOC", "LD_PRELOAD")}
+    out = [("pymalloc", dict(base), None)]
+    for name, lib in (("glibc", None),
+                      ("jemalloc", os.path.join(libdir, "libjemalloc.so.2")),
+                      ("mimalloc", os.path.join(libdir, "libmimalloc.so.2")),
+                      ("tcmalloc", os.path.join(libdir, "libtcmalloc_minimal.so.4")),
+                      ("pyalloc", preload)):
+        env = dict(base, PYTHONMALLOC="malloc")
+        if lib:
+            env["LD_PRELOAD"] = lib
+        out.append((name, env, lib))
+    return out
+
+
+CHECK = r"""
+import os, sys
+maps = open("/proc/self/maps").read()
+fds = [os.readlink("/proc/self/fd/" + f) for f in os.listdir("/proc/self/fd")
+       if os.path.exists("/proc/self/fd/" + f)]
+lib = sys.argv[1]
+ok = lib == "-" or lib in maps
+if "pyalloc-malloc" in lib:
+    ok = ok and "/dev/pyalloc" in fds
+print("ok" if ok else "MISSING")
+"""
+
+
+def run(env, argv):
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable] + argv, env=env, cwd=HERE,
+                         stdout=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    t = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, t, ru.ru_maxrss
+
+
+def main():
+    out, reps, libdir, preload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    cfg = configs(libdir, preload)
+    for name, env, lib in cfg:
+        r = subprocess.run([sys.executable, "-c", CHECK, lib or "-"], env=env,
+                           capture_output=True, text=True)
+        if r.stdout.strip() != "ok":
+            print(f"driver.py: {name}: the allocator did not take "
+                  f"({r.stdout.strip()} {r.stderr.strip()})", file=sys.stderr)
+            return 1
+    with open(os.path.join(os.path.dirname(out), "python-guest.txt"), "w") as g:
+        g.write(f"kernel: {os.uname().release}\n")
+        g.write(f"python: {sys.version.split()[0]} ({sys.executable})\n")
+        g.write(f"cmdline: {open('/proc/cmdline').read().strip()}\n")
+        g.write(f"reps: {reps}\n")
+        g.write("programs: " + "; ".join(" ".join(a) for _, a in PROGRAMS) + "\n")
+    failed = 0
+    t00 = time.perf_counter()
+    with open(out, "w") as f:
+        f.write("program,alloc,rep,seconds,maxrss_kb\n")
+        for rep in range(1, reps + 1):
+            k = (rep - 1) % len(cfg)
+            order = cfg[k:] + cfg[:k]
+            for prog, argv in PROGRAMS:
+                for name, env, _ in order:
+                    rc, t, rss = run(env, argv)
+                    if rc:
+                        print(f"driver.py: FAILED {prog} under {name}: status {rc}",
+                              file=sys.stderr)
+                        failed += 1
+                        continue
+                    f.write(f"{prog},{name},{rep},{t:.4f},{rss}\n")
+                    f.flush()
+            print(f"driver.py: repetition {rep} done after "
+                  f"{time.perf_counter() - t00:.0f}s", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
