@@ -150,6 +150,8 @@ mount -t tmpfs tmpfs /host/run 2>/dev/null
 [ -e /host/dev/fd ] || ln -s /proc/self/fd /host/dev/fd
 mount --bind /pyalloc /host/tmp/pyalloc && mount --bind /out /host/tmp/out ||
 	hostfs_fail "bind mounts"
+# Loopback only (tests talk to 127.0.0.1); the guest has no other network.
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 HOSTFS
 fi
 for f in ${adds[@]+"${adds[@]}"}; do

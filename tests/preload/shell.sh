@@ -9,7 +9,7 @@ x=1; (x=2; echo "subshell x=$x"); echo "parent x=$x"
 
 count() { n=0; while read -r _; do n=$((n + 1)); done; echo "$n"; }
 i=0
-while [ $i -lt 200 ]; do
+while [ $i -lt 60 ]; do
 	v=$(printf 'item-%05d' $i | tr 0-9 a-j)
 	list="${list:-} $v"
 	i=$((i + 1))
@@ -20,7 +20,7 @@ echo "sorted tail: $(echo $list | tr ' ' '\n' | sort -r | head -n 3 | tr '\n' ' 
 f() { local_v="f$1"; echo "$local_v" | sed 's/f/F/'; }
 for k in 1 2 3 4 5; do r=$(f $k); printf '%s ' "$r"; done; echo
 
-big=$(i=0; while [ $i -lt 3000 ]; do echo "line $i $((i * i % 97))"; i=$((i + 1)); done)
+big=$(i=0; while [ $i -lt 1000 ]; do echo "line $i $((i * i % 97))"; i=$((i + 1)); done)
 echo "big: $(echo "$big" | wc -l) lines, sum $(echo "$big" | awk '{s += $3} END {print s}')"
 echo "$big" | grep -c ' 0$'
 
