@@ -217,6 +217,7 @@ files_tools() {
 	# it where the package puts it.
 	if grep -q 'libpyalloc-malloc' userspace/Makefile; then
 		owns pyalloc-tools "/usr/lib/$ma/libpyalloc-malloc.so" || return 1
+		# shellcheck disable=SC2016  # expanded by the inner shell
 		"$root/usr/bin/pyalloc-run" sh -c 'echo "$LD_PRELOAD"' >"$work/run.out" || return 1
 		[ "$(cat "$work/run.out")" = "$(realpath "$root/usr/lib/$ma/libpyalloc-malloc.so")" ] ||
 			{ cat "$work/run.out"; return 1; }
