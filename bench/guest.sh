@@ -1,16 +1,19 @@
 #!/bin/sh
-# The benchmark inside the VM (busybox sh, in /pyalloc), started by
-# bench/run.sh: every allocator x workload x repetition as its own process,
+# The benchmark inside the VM, started by bench/run.sh in the host's root
+# filesystem (vm/run.sh --host-fs, in /tmp/pyalloc; busybox sh in
+# /pyalloc works too): every allocator x workload x repetition as its own process,
 # repetitions outermost and the allocators' order rotated every repetition,
 # so that drift and host load spread over all allocators alike.
-# Results go to /out (copied back by vm/run.sh):
+# Results go to $OUT (/out; copied back by vm/run.sh):
 #   /out/throughput.csv  /out/memory.csv  /out/frag.csv  /out/guest.txt
 #   /out/failures.txt
 #
 # Environment: REPS (throughput repetitions), SECS (timed seconds per run),
 # MEMREPS (memory and fragmentation repetitions), MEMCOUNT (live objects),
 # SETTLE (seconds to wait after the frees before measuring again), ALLOCS,
-# WORKLOADS.
+# WORKLOADS, OUT, LIBDIR (where libjemalloc.so.2, libmimalloc.so.2 and
+# libtcmalloc_minimal.so.4 are; default the current directory),
+# PYALLOC_MALLOC (libpyalloc-malloc.so; default in the current directory).
 #
 # pyalloc is measured through its own API (libpyalloc.a: pyalloc, and
 # pyalloc-debug without magazines) and as a process's malloc, the way the
@@ -25,7 +28,10 @@ ALLOCS=${ALLOCS:-"pyalloc pyalloc-malloc pyalloc-debug glibc jemalloc mimalloc t
 WORKLOADS=${WORKLOADS:-"steady growth prodcons fixed16 fixed48 fixed512 larson wide mix"}
 MEMSIZES=${MEMSIZES:-"24 48 512"}
 
-out=/out
+out=${OUT:-/out}
+here=$(pwd)
+LIBDIR=${LIBDIR:-$here}
+PYALLOC_MALLOC=${PYALLOC_MALLOC:-$here/libpyalloc-malloc.so}
 mkdir -p $out
 : >$out/failures.txt
 
@@ -66,18 +72,18 @@ run() {
 	pyalloc|pyalloc-debug)
 		set -- ./pyabench --alloc="$label" --label="$label" "$@" ;;
 	pyalloc-malloc)
-		set -- env LD_PRELOAD=/pyalloc/libpyalloc-malloc.so \
+		set -- env LD_PRELOAD="$PYALLOC_MALLOC" \
 			./pyabench --alloc=system --label=pyalloc-malloc "$@" ;;
 	glibc)
 		set -- ./pyabench --alloc=system --label=glibc "$@" ;;
 	jemalloc)
-		set -- env LD_PRELOAD=/pyalloc/libjemalloc.so.2 \
+		set -- env LD_PRELOAD="$LIBDIR/libjemalloc.so.2" \
 			./pyabench --alloc=system --label=jemalloc "$@" ;;
 	mimalloc)
-		set -- env LD_PRELOAD=/pyalloc/libmimalloc.so.2 \
+		set -- env LD_PRELOAD="$LIBDIR/libmimalloc.so.2" \
 			./pyabench --alloc=system --label=mimalloc "$@" ;;
 	tcmalloc)
-		set -- env LD_PRELOAD=/pyalloc/libtcmalloc_minimal.so.4 \
+		set -- env LD_PRELOAD="$LIBDIR/libtcmalloc_minimal.so.4" \
 			./pyabench --alloc=system --label=tcmalloc "$@" ;;
 	esac
 	if ! line=$("$@"); then

@@ -3,14 +3,14 @@
 # rendered into bench/results/ (results.md, results.csv, icount.md,
 # throughput.png, memory.png, raw-*.csv), and the tables printed:
 #   1. instructions per pair on the host under callgrind (bench/icount/);
-#   2. pyabench, every allocator in one VM boot (bench/guest.sh);
-#   3. real programs: Python under each allocator, one VM boot with the
-#      host's root filesystem (bench/py/);
+#   2. pyabench, every allocator (bench/guest.sh), and
+#   3. real programs: Python under each allocator (bench/py/), both in one
+#      VM boot with the host's root filesystem;
 #   4. fork latency of private heaps (bench/fork.sh), its own boot.
 #
 #   bench/run.sh
 #
-# Environment: BENCH_REPS (throughput repetitions, 15), BENCH_SECS (timed
+# Environment: BENCH_REPS (throughput repetitions, 11), BENCH_SECS (timed
 # seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
 # BENCH_PYREPS (Python repetitions, 3), BENCH_MITIGATIONS (the guest's
 # mitigations= : "auto", the kernel's default, unless set; "off" for a
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 start=$(date +%s)
 
-REPS=${BENCH_REPS:-15}
+REPS=${BENCH_REPS:-11}
 SECS=${BENCH_SECS:-0.4}
 MEMREPS=${BENCH_MEMREPS:-3}
 PYREPS=${BENCH_PYREPS:-3}
@@ -59,14 +59,27 @@ BENCH_OUT="$OUT" "$here/icount/run.sh" >/dev/null
 # wins, so the benchmark runs with the kernel's default ("auto"), as on a
 # user's machine, unless BENCH_MITIGATIONS says otherwise.
 bootargs="slab_debug=- kfence.sample_interval=0 mitigations=$MITIGATIONS"
+# 2 and 3 in one boot with the host's root filesystem (vm/run.sh
+# --host-fs: the host's python3 and the Debian allocators as they are
+# installed here): pyabench (guest.sh), then the Python programs
+# (py/driver.py), stock python3 (pymalloc) and PYTHONMALLOC=malloc under
+# every allocator.  One boot: runs are serialised on the VM lock, and a
+# second boot could wait behind another user's long run.
+libdir=$(dirname "$jemalloc")
+for f in "$mimalloc" "$tcmalloc"; do
+	[ "$(dirname "$f")" = "$libdir" ] || { log "$f is not in $libdir"; exit 1; }
+done
 set +e
-"$top/vm/run.sh" --timeout 1100 \
-	--add "$here/pyabench" --add "$here/guest.sh" \
-	--add "$jemalloc" --add "$mimalloc" --add "$tcmalloc" --add "$preload" \
+"$top/vm/run.sh" --host-fs --timeout 1500 \
+	--add "$here/pyabench" --add "$here/guest.sh" --add "$here/py" \
+	--add "$preload" \
 	--append "$bootargs" \
 	--log "$top/build/vm/bench-console.log" \
 	--out "$work/out" \
-	-- env REPS="$REPS" SECS="$SECS" MEMREPS="$MEMREPS" sh ./guest.sh \
+	-- sh -c 'OUT=/tmp/out LIBDIR="$1" REPS="$2" SECS="$3" MEMREPS="$4" sh ./guest.sh; a=$?
+		python3 py/driver.py /tmp/out/python.csv "$5" "$1" "$(pwd)/libpyalloc-malloc.so"; b=$?
+		[ $a = 0 ] && [ $b = 0 ]' \
+	sh "$libdir" "$REPS" "$SECS" "$MEMREPS" "$PYREPS" \
 	>&2 2> >(tee "$work/vm.err" >&2)
 rc=$?
 wait
@@ -75,24 +88,8 @@ if [ ! -s "$work/out/throughput.csv" ]; then
 	log "the VM returned no results (status $rc)"
 	exit 1
 fi
+[ -s "$work/out/python.csv" ] || log "no Python results (status $rc)"
 vmtime=$(sed -n 's/.*guest verdict .* after \([0-9]*\)s$/\1/p' "$work/vm.err" | tail -n1)
-
-# 3. Real programs: the host's python3 in the guest (--host-fs), stock
-# (pymalloc) and PYTHONMALLOC=malloc under every allocator.
-set +e
-"$top/vm/run.sh" --host-fs --timeout 900 \
-	--add "$here/py" --add "$preload" \
-	--append "$bootargs" \
-	--log "$top/build/vm/bench-python-console.log" \
-	--out "$work/out" \
-	-- python3 py/driver.py /tmp/out/python.csv "$PYREPS" \
-	"$(dirname "$jemalloc")" /tmp/pyalloc/libpyalloc-malloc.so \
-	>&2 2> >(tee "$work/vm-py.err" >&2)
-pyrc=$?
-wait
-set -e
-[ "$pyrc" = 0 ] || { log "the Python run failed (status $pyrc)"; rc=1; }
-pytime=$(sed -n 's/.*guest verdict .* after \([0-9]*\)s$/\1/p' "$work/vm-py.err" | tail -n1)
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 machine="${cpu:-unknown CPU} host ($(nproc) cores), QEMU TCG, 2 vCPUs"
@@ -100,8 +97,7 @@ commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)
 elapsed=$(($(date +%s) - start))
 # The VMs' own time, without any wait for another VM run.
 took="$((elapsed / 60)) min $((elapsed % 60)) s"
-[ -n "$vmtime" ] && took+=", of which the pyabench VM run $((vmtime / 60)) min $((vmtime % 60)) s"
-[ -n "${pytime:-}" ] && took+=" and the Python VM run $((pytime / 60)) min $((pytime % 60)) s"
+[ -n "$vmtime" ] && took+=", of which the VM run (pyabench and Python) $((vmtime / 60)) min $((vmtime % 60)) s"
 python3 "$here/render.py" "$work/out" "$OUT" \
 	--machine "$machine" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--commit "$commit" --elapsed "$took"
