@@ -41,6 +41,7 @@
  * None of these structures comes from malloc() (meta.c): the library is
  * also a process's malloc, and must never call itself.
  */
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,6 +61,41 @@ static __thread bool pyai_exiting TLS_IE;
  */
 static __thread bool pyai_busy TLS_IE;
 static pthread_key_t pyai_key;
+
+/*
+ * Quiescing refills and drains for fork().  A refill or drain is one ioctl
+ * plus the update of the magazine that it fills or empties; if a fork fell
+ * between the two, the child's copy of that magazine would name blocks the
+ * kernel (and so the child's copy of the heap) no longer agrees with, and
+ * the child handler, which gives the other threads' cached blocks back,
+ * would free them twice.  So every refill and drain is a "kernel op"
+ * (kop_enter/kop_exit: one atomic add each, on the slow path only), and
+ * the prepare handler raises pyai_forking and waits until none is in
+ * flight.  The wait is bounded: after a fork without handlers a vanished
+ * thread may have left the count raised for good; the child handler then
+ * drops those threads' blocks instead of returning them (a leak in the
+ * child, never a double free).
+ */
+static int pyai_kops_active;
+static int pyai_forking;
+static bool pyai_fork_drain_ok;
+
+static inline void kop_enter(void)
+{
+	for (;;) {
+		__atomic_fetch_add(&pyai_kops_active, 1, __ATOMIC_SEQ_CST);
+		if (likely(!__atomic_load_n(&pyai_forking, __ATOMIC_SEQ_CST)))
+			return;
+		__atomic_fetch_sub(&pyai_kops_active, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&pyai_forking, __ATOMIC_SEQ_CST))
+			sched_yield();
+	}
+}
+
+static inline void kop_exit(void)
+{
+	__atomic_fetch_sub(&pyai_kops_active, 1, __ATOMIC_RELEASE);
+}
 struct pyai_thread *pyai_threads;
 
 static void thread_exit(void *arg);
@@ -197,9 +233,11 @@ static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 		n = count;
 	if (!n)
 		return;
+	kop_enter();
 	kernel_free(h, tc, m->slots, n, NULL);
 	memmove(m->slots, m->slots + n, (count - n) * sizeof(void *));
 	PYAI_STORE(m->count, count - n);
+	kop_exit();
 }
 
 static unsigned int tcache_drain_all(struct pyai_tcache *tc)
@@ -326,6 +364,21 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 	return p;
 }
 
+/* Fill the empty magazine @m; the newest block is left out of its count
+ * for the caller.  Blocks, or -1 with errno. */
+static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
+		  struct pyai_mag *m)
+{
+	int n;
+
+	kop_enter();
+	n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+	if (n > 0)
+		PYAI_STORE(m->count, (uint32_t)n - 1);
+	kop_exit();
+	return n;
+}
+
 static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
 						  unsigned int c)
 {
@@ -344,15 +397,14 @@ static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
 		PYAI_STORE(m->count, m->count - 1);
 		return m->slots[m->count];
 	}
-	n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+	n = refill(h, tc, c, m);
 	if (n < 0 && errno == ENOMEM && !h->lost && tcache_drain_all(tc))
 		/* Blocks this thread hoards in other classes may be holding
 		 * the pages the kernel needs: give them back, try again. */
-		n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+		n = refill(h, tc, c, m);
 	if (n < 0)
 		return NULL;
 	PYAI_BUMP(tc->ctr.mag_misses, 1);
-	PYAI_STORE(m->count, (uint32_t)n - 1);
 	return m->slots[n - 1];
 }
 
@@ -506,14 +558,29 @@ void pyai_retire_thread(void)
  */
 void pyai_fork_prepare(void)
 {
+	unsigned int spins;
+
 	pyai_lock_take();
 	pyai_busy = true;
+	__atomic_store_n(&pyai_forking, 1, __ATOMIC_SEQ_CST);
+	/* Other threads' refills and drains finish; new ones wait.  About two
+	 * seconds at most, see kop_enter(). */
+	for (spins = 0; spins < 200000; spins++) {
+		if (!__atomic_load_n(&pyai_kops_active, __ATOMIC_SEQ_CST))
+			break;
+		if (spins > 1000)
+			usleep(10);
+		else
+			sched_yield();
+	}
+	pyai_fork_drain_ok = !__atomic_load_n(&pyai_kops_active, __ATOMIC_SEQ_CST);
 	pyai_large_fork_prepare();
 }
 
 void pyai_fork_parent(void)
 {
 	pyai_large_fork_parent();
+	__atomic_store_n(&pyai_forking, 0, __ATOMIC_SEQ_CST);
 	pyai_busy = false;
 	pyai_lock_release();
 }
@@ -533,7 +600,7 @@ static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 		 * see fork_child_check()), nothing cached may be handed out:
 		 * every access to the window would fault.
 		 */
-		if (h->lost) {
+		if (h->lost || (!mine && !pyai_fork_drain_ok)) {
 			for (c = 0; c < PYA_MAX_CLASSES; c++) {
 				tc->ctr.lost_blocks += tc->mag[c].count;
 				tc->mag[c].count = 0;
@@ -572,6 +639,9 @@ void pyai_fork_child(void)
 	int err = errno;
 
 	pyai_set_pid();
+	/* Only this thread exists: no refill or drain is in flight. */
+	__atomic_store_n(&pyai_kops_active, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pyai_forking, 0, __ATOMIC_RELAXED);
 	pyai_heap_foreach(fork_child_check, NULL);
 	for (t = pyai_threads; t; t = next) {
 		next = t->next;
