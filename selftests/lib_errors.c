@@ -171,12 +171,32 @@ static void debug_free_after_free_other_class(void *arg)
 	fprintf(stderr, "not caught at the call site\n");
 }
 
-static void late_double_free(void *arg)
+/* Freed again right away: caught at the call site even with magazines
+ * (the newest entries of the magazine are compared). */
+static void quick_double_free(void *arg)
 {
-	void *p = pya_malloc(32);
+	void *p = pya_malloc(32), *q = pya_malloc(32);
 
 	(void)arg;
 	pya_free(p);
+	pya_free(q);
+	pya_free(p);
+	fprintf(stderr, "not caught at the call site\n");
+}
+
+/* Freed again after more frees of its class than the call-site check
+ * looks at: the kernel catches it when the magazine drains. */
+static void late_double_free(void *arg)
+{
+	void *p = pya_malloc(32), *q[8];
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 8; i++)
+		q[i] = pya_malloc(32);
+	pya_free(p);
+	for (i = 0; i < 8; i++)
+		pya_free(q[i]);
 	pya_free(p);		/* both in the magazine... */
 	pya_heap_flush(NULL);	/* ...and the kernel sees the duplicate */
 	fprintf(stderr, "not caught at flush\n");
@@ -184,12 +204,18 @@ static void late_double_free(void *arg)
 
 TEST(double_free_debug_mode)
 {
+	/* The message names the function that was called. */
 	EXPECT_ABORT(debug_double_free, NULL,
-		     "pya_free(): double free or invalid pointer 0x");
+		     "pya_heap_free(): double free or invalid pointer 0x");
 	EXPECT_ABORT(env_debug_double_free, NULL,
 		     "pya_free(): double free or invalid pointer 0x");
 	EXPECT_ABORT(debug_free_after_free_other_class, NULL,
-		     "pya_free(): double free or invalid pointer 0x");
+		     "pya_heap_free(): double free or invalid pointer 0x");
+}
+
+TEST(double_free_caught_at_call_site)
+{
+	EXPECT_ABORT(quick_double_free, NULL, "pya_free(): double free 0x");
 }
 
 TEST(double_free_caught_at_flush)

@@ -316,7 +316,7 @@ TEST(foreign_pointers)
 
 static void free_interior(void *arg)
 {
-	char *p = malloc(64);
+	char *volatile p = malloc(64);
 
 	(void)arg;
 	free(p + 16);
@@ -347,11 +347,22 @@ static int dies_with(void (*fn)(void *), const char *msg)
 	       strstr(buf, msg);
 }
 
+static void double_free(void *arg)
+{
+	/* volatile: the compiler may drop a malloc/free pair it can see. */
+	char *volatile p = malloc(64);
+
+	(void)arg;
+	free(p);
+	free(p);
+}
+
 TEST(invalid_pointer_aborts)
 {
 	if (!expect_device())
 		SKIP(return, "glibc's own checks apply without the device");
 	EXPECT_TRUE(dies_with(free_interior, "free(): invalid pointer"));
+	EXPECT_TRUE(dies_with(double_free, "free(): double free"));
 }
 
 TEST(errno_across_free)

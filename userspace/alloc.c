@@ -66,7 +66,7 @@ static void small_free_checked(struct pya_heap *h, void *p, const char *fn)
 
 	if (unlikely(c < 0))
 		pyai_invalid_pointer(fn, p);
-	pyai_small_free(h, p, c);
+	pyai_small_free(h, p, c, fn);
 }
 
 void pya_free(void *p)
@@ -137,7 +137,7 @@ static void *realloc_small(struct pya_heap *owner, void *p, size_t n,
 	if (!q)
 		return NULL;
 	memcpy(q, p, old < n ? old : n);
-	pyai_small_free(owner, p, c);
+	pyai_small_free(owner, p, c, fn);
 	return q;
 }
 

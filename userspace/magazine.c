@@ -427,24 +427,46 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 
 /* --- free ------------------------------------------------------------- */
 
-static void direct_free(struct pya_heap *h, void *p)
+static void direct_free(struct pya_heap *h, void *p, const char *fn)
 {
-	kernel_free(h, NULL, &p, 1, "pya_free");
+	kernel_free(h, NULL, &p, 1, fn);
 	PYAI_ADD(h->retired.direct_frees, 1);
 }
 
+/*
+ * A block freed twice in the magazine path would be handed out twice
+ * before the kernel ever sees it (it checks every block, but only when a
+ * magazine drains).  The common case, freeing again a block freed moments
+ * ago, is caught here at the call site, like glibc's tcache check: the
+ * newest PYAI_DF_WINDOW entries of the magazine are compared, a few loads
+ * of a line the push writes anyway.  Older double frees are still caught
+ * by the kernel at the next drain.
+ */
+#define PYAI_DF_WINDOW	4
+
+static inline void check_double_free(const struct pyai_mag *m, uint32_t n,
+				     const void *p, const char *fn)
+{
+	uint32_t i = n, lo = n > PYAI_DF_WINDOW ? n - PYAI_DF_WINDOW : 0;
+
+	while (i-- > lo)
+		if (unlikely(m->slots[i] == p))
+			pyai_fatal("%s(): double free %p", fn, p);
+}
+
 static __attribute__((noinline)) void free_slow(struct pya_heap *h, void *p,
-						unsigned int c)
+						unsigned int c, const char *fn)
 {
 	struct pyai_tcache *tc;
 	struct pyai_mag *m;
 
 	if (h->flags & PYA_HEAP_DEBUG)
-		return direct_free(h, p);
+		return direct_free(h, p, fn);
 	tc = tcache_get(h);
 	if (!tc)
-		return direct_free(h, p);
+		return direct_free(h, p, fn);
 	m = &tc->mag[c];
+	check_double_free(m, m->count, p, fn);
 	if (m->count == m->cap) {
 		mag_drain(h, tc, m, h->batch[c]);
 		PYAI_BUMP(tc->ctr.free_drains, 1);
@@ -455,7 +477,8 @@ static __attribute__((noinline)) void free_slow(struct pya_heap *h, void *p,
 	PYAI_STORE(m->count, m->count + 1);
 }
 
-void pyai_small_free(struct pya_heap *h, void *p, unsigned int c)
+void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
+		     const char *fn)
 {
 	struct pyai_tcache *tc = tcache_of(h);
 
@@ -464,13 +487,14 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c)
 		uint32_t n = m->count;
 
 		if (likely(n < m->cap)) {
+			check_double_free(m, n, p, fn);
 			PYAI_BUMP(tc->ctr.free_hits, 1);
 			m->slots[n] = p;
 			PYAI_STORE(m->count, n + 1);
 			return;
 		}
 	}
-	free_slow(h, p, c);
+	free_slow(h, p, c, fn);
 }
 
 /* --- flushing: explicit, heap close, thread exit ----------------------- */

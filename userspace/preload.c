@@ -138,7 +138,7 @@ static void small_free(struct pya_heap *h, void *p, const char *fn)
 
 	if (unlikely(c < 0))
 		pyai_invalid_pointer(fn, p);
-	pyai_small_free(h, p, c);
+	pyai_small_free(h, p, c, fn);
 	errno = err;
 }
 
