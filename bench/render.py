@@ -37,7 +37,8 @@ SHORT = {"steady": "a steady", "growth": "b growth", "prodcons": "c prodcons",
 MEM_ALLOCS = ["pyalloc", "pyalloc-malloc", "glibc", "jemalloc", "mimalloc",
               "tcmalloc"]
 PY_ALLOCS = ["pymalloc", "pyalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
-PY_PROGRAMS = [("churn", "dict/list/str churn"), ("json", "JSON round trip"),
+PY_PROGRAMS = [("startup", "start-up only (`-c pass`)"),
+               ("churn", "dict/list/str churn"), ("json", "JSON round trip"),
                ("gcgraph", "object graph + cyclic GC")]
 
 
@@ -467,6 +468,13 @@ def main():
                          else f"{absv[1] / 1024:.1f} MiB"))
                 L.append(f"| {title} | {what} | " + " | ".join(cells) + f" | {base} |")
         L.append("")
+        kc = [(k.split(" ", 1)[1], v) for k, v in pyinfo.items()
+              if k.startswith("pyalloc-kernel-counts ")]
+        if kc:
+            L.append("What the kernel counted for the drop-in's heap at the "
+                     "end of one more (untimed) run of each program: "
+                     + "; ".join(f"{p}: {v}" for p, v in kc) + ".")
+            L.append("")
 
     # ---- targets -----------------------------------------------------------
     L.append("### Targets")
@@ -514,6 +522,8 @@ def main():
                      f"| {pct(v)} ({d['heap_left'][0] / 4096:.0f} pages kept before it) | "
                      f"{verdict(v >= 0.99995, f'{100 * (1 - v):.2f} points')} |")
     for prog, title in PY_PROGRAMS:
+        if prog == "startup":
+            continue
         if (prog, "pyalloc") in pyt:
             m, q1, q3 = pyt[prog, "pyalloc"]
             L.append(f"| 11 | Python {title}: time within 5% of pymalloc | "

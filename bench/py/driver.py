@@ -16,7 +16,10 @@ wall time around the child (fork to wait) and its peak resident set
 mapped page).  Before the runs every configuration is checked: the
 preloaded library must be mapped in the child, and for pyalloc the child
 must hold a /dev/pyalloc descriptor (the drop-in falls back to glibc,
-silently, without one).
+silently, without one).  "startup" (python3 -c pass) is the fixed cost of a
+process under each allocator.  One more, untimed run of each program under
+pyalloc reads the kernel's counts for its heap at exit (fdinfo: ioctls,
+pool pages) into python-guest.txt.
 """
 import os
 import subprocess
@@ -25,6 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = [
+    ("startup", ["-c", "pass"]),
     ("churn", ["churn.py", "20000"]),
     ("json", ["jsonrt.py", "3"]),
     ("gcgraph", ["gcgraph.py", "3"]),
@@ -60,6 +64,29 @@ print("ok" if ok else "MISSING")
 """
 
 
+# Runs a program as __main__, then prints what the kernel counted for the
+# drop-in's heap (fdinfo): ioctls and pool pages at exit.
+COUNT = r"""
+import os, runpy, sys
+prog, args = sys.argv[1], sys.argv[2:]
+if prog == "-c":
+    exec(args[0])
+else:
+    sys.argv = [prog] + args
+    runpy.run_path(prog, run_name="__main__")
+for f in os.listdir("/proc/self/fd"):
+    try:
+        if os.readlink("/proc/self/fd/" + f) == "/dev/pyalloc":
+            info = dict(l.split(":", 1) for l in open("/proc/self/fdinfo/" + f)
+                        if ":" in l)
+            sys.stderr.write("COUNTS alloc_ioctls=%s free_ioctls=%s pages=%s\n" % tuple(
+                info.get(k, "?").strip() for k in
+                ("pyalloc-alloc-ioctls", "pyalloc-free-ioctls", "pyalloc-pages")))
+    except OSError:
+        pass
+"""
+
+
 def run(env, argv):
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable] + argv, env=env, cwd=HERE,
@@ -80,12 +107,22 @@ def main():
             print(f"driver.py: {name}: the allocator did not take "
                   f"({r.stdout.strip()} {r.stderr.strip()})", file=sys.stderr)
             return 1
+    counts = {}
+    for prog, argv in PROGRAMS:
+        env = next(e for n, e, _ in cfg if n == "pyalloc")
+        r = subprocess.run([sys.executable, "-c", COUNT] + argv, env=env,
+                           cwd=HERE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        line = [x for x in r.stderr.splitlines() if x.startswith("COUNTS ")]
+        counts[prog] = line[-1][len("COUNTS "):] if line else "?"
     with open(os.path.join(os.path.dirname(out), "python-guest.txt"), "w") as g:
         g.write(f"kernel: {os.uname().release}\n")
         g.write(f"python: {sys.version.split()[0]} ({sys.executable})\n")
         g.write(f"cmdline: {open('/proc/cmdline').read().strip()}\n")
         g.write(f"reps: {reps}\n")
         g.write("programs: " + "; ".join(" ".join(a) for _, a in PROGRAMS) + "\n")
+        for prog, c in counts.items():
+            g.write(f"pyalloc-kernel-counts {prog}: {c}\n")
     failed = 0
     t00 = time.perf_counter()
     with open(out, "w") as f:
