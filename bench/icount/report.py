@@ -39,6 +39,7 @@ class Profile:
         self.self_cost = {}     # (object, function) -> Ir
         self.dev_incl = 0       # inclusive Ir of calls into the stand-in
         self.dev_calls = {}     # stand-in function -> calls
+        self.calls = 0          # function calls made (callgrind's calls=)
         self._parse(path)
 
     @staticmethod
@@ -91,6 +92,7 @@ class Profile:
                     cfn = self._name(names["fn"], value)
                 elif key == "calls":
                     call_count = int(value.split()[0])
+                    self.calls += call_count
                     after_call = True
                 elif line.startswith("summary:") or line.startswith("totals:"):
                     summary = int(line.split(":")[1].split()[0])
@@ -103,6 +105,7 @@ def main():
     ap.add_argument("work")
     ap.add_argument("out")
     ap.add_argument("--pairs", type=int, required=True)
+    ap.add_argument("--live", type=int, default=4096)
     ap.add_argument("--rows", required=True)
     ap.add_argument("--machine", default="")
     ap.add_argument("--date", default="")
@@ -132,8 +135,18 @@ def main():
                          for (_, fn), cost in p.self_cost.items()):
             sys.exit(f"report.py: the drop-in malloc did not use the library on {row}")
 
+    def calls_per_pair(label, noop, row):
+        """Callgrind counts calls whether or not it collects costs, so its
+        call counts cover the whole run: the fill (one allocation per
+        object), the warm-up and the measured pairs, and the final frees
+        (one per object): 2 * pairs + live pair-equivalents."""
+        if (label, row) not in prof or (noop, row) not in prof:
+            return None
+        return ((prof[label, row].calls - prof[noop, row].calls)
+                / (2 * n + a.live))
+
     csv = ["row,alloc,pairs,ir,ir_noop,per_pair,device_per_pair,"
-           "device_ioctls_per_1000"]
+           "device_ioctls_per_1000,calls_per_pair"]
     for row in rows:
         for label, _, noop in LABELS:
             v = per_pair(label, noop, row)
@@ -142,7 +155,8 @@ def main():
             p = prof[label, row]
             ioctls = p.dev_calls.get("pyai_dev_ioctl", 0)
             csv.append(f"{row},{label},{n},{p.total},{prof[noop, row].total},"
-                       f"{v:.1f},{p.dev_incl / n:.2f},{1000 * ioctls / n:.3f}")
+                       f"{v:.1f},{p.dev_incl / n:.2f},{1000 * ioctls / n:.3f},"
+                       f"{calls_per_pair(label, noop, row):.2f}")
 
     md = []
     md.append("## Instructions per pair (callgrind, host)\n")
@@ -163,6 +177,21 @@ def main():
                 continue
             v = per_pair(label, noop, row)
             cells.append("-" if v is None else f"{v:.1f}")
+        md.append(f"| {row} | " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("Function calls per pair beyond the no-op's two (callgrind's call "
+              "counts, over the whole run; under QEMU TCG every return is an "
+              "indirect jump, so calls weigh more in the VM than on "
+              "hardware):\n")
+    md.append("| row | " + " | ".join(cols) + " |")
+    md.append("|---|" + "---:|" * len(cols))
+    for row in rows:
+        cells = []
+        for label, _, noop in LABELS:
+            if not any((label, r) in prof for r in rows):
+                continue
+            v = calls_per_pair(label, noop, row)
+            cells.append("-" if v is None else f"{v:.2f}")
         md.append(f"| {row} | " + " | ".join(cells) + " |")
     md.append("")
     md.append("pyalloc and pyalloc static: libpyalloc's API (`pya_malloc`, "
