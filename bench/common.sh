@@ -1,10 +1,11 @@
+# shellcheck shell=bash
 # Sourced by bench/run.sh and bench/icount/run.sh (bash): the Debian
 # packages a benchmark needs, and where the allocators' libraries are.
 # The caller defines log().
 
 # bench_deps PKG...: apt-get install the ones missing (update only then).
 bench_deps() {
-	local sudo= p missing=()
+	local sudo='' p missing=()
 	[ "$(id -u)" = 0 ] || sudo=sudo
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -32,8 +32,8 @@ out=${OUT:-/out}
 here=$(pwd)
 LIBDIR=${LIBDIR:-$here}
 PYALLOC_MALLOC=${PYALLOC_MALLOC:-$here/libpyalloc-malloc.so}
-mkdir -p $out
-: >$out/failures.txt
+mkdir -p "$out"
+: >"$out"/failures.txt
 
 {
 	echo "kernel: $(uname -r)"
@@ -48,7 +48,7 @@ mkdir -p $out
 	for f in /sys/devices/system/cpu/vulnerabilities/*; do
 		[ -f "$f" ] && echo "vulnerability ${f##*/}: $(cat "$f")"
 	done
-} >$out/guest.txt
+} >"$out"/guest.txt
 
 # rotate N WORDS...: the words, starting at the N-th (0-based, modulo)
 rotate() {
@@ -87,7 +87,7 @@ run() {
 			./pyabench --alloc=system --label=tcmalloc "$@" ;;
 	esac
 	if ! line=$("$@"); then
-		echo "FAILED: $*" >>$out/failures.txt
+		echo "FAILED: $*" >>"$out"/failures.txt
 		echo "pyabench: FAILED: $*" >&2
 		return 1
 	fi
@@ -107,9 +107,9 @@ wargs() {
 	esac
 }
 
-./pyabench --header --workload=steady >$out/throughput.csv
-./pyabench --header --workload=mem >$out/memory.csv
-./pyabench --header --workload=frag >$out/frag.csv
+./pyabench --header --workload=steady >"$out"/throughput.csv
+./pyabench --header --workload=mem >"$out"/memory.csv
+./pyabench --header --workload=frag >"$out"/frag.csv
 
 t0=$(date +%s)
 rep=1
@@ -119,7 +119,7 @@ while [ $rep -le "$REPS" ]; do
 		for a in $order; do
 			# shellcheck disable=SC2046
 			run "$a" $(wargs "$w") --seconds="$SECS" --rep=$rep \
-				>>$out/throughput.csv
+				>>"$out"/throughput.csv
 		done
 	done
 	echo "pyabench: throughput repetition $rep done after $(($(date +%s) - t0))s"
@@ -134,17 +134,17 @@ while [ $rep -le "$MEMREPS" ]; do
 		for a in $ALLOCS; do
 			[ "$a" = pyalloc-debug ] && continue
 			run "$a" --workload=mem --size="$z" --count="$MEMCOUNT" \
-				--settle="$SETTLE" --rep=$rep >>$out/memory.csv
+				--settle="$SETTLE" --rep=$rep >>"$out"/memory.csv
 		done
 	done
 	for a in $ALLOCS; do
 		[ "$a" = pyalloc-debug ] && continue
 		run "$a" --workload=frag --count="$MEMCOUNT" --rep=$rep \
-			>>$out/frag.csv
+			>>"$out"/frag.csv
 	done
 	echo "pyabench: memory repetition $rep done after $(($(date +%s) - t0))s"
 	rep=$((rep + 1))
 done
 
-cat $out/throughput.csv $out/memory.csv $out/frag.csv
-[ ! -s $out/failures.txt ]
+cat "$out"/throughput.csv "$out"/memory.csv "$out"/frag.csv
+[ ! -s "$out"/failures.txt ]

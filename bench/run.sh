@@ -70,6 +70,7 @@ for f in "$mimalloc" "$tcmalloc"; do
 	[ "$(dirname "$f")" = "$libdir" ] || { log "$f is not in $libdir"; exit 1; }
 done
 set +e
+# shellcheck disable=SC2016 # expanded by the guest's shell
 "$top/vm/run.sh" --host-fs --timeout 1500 \
 	--add "$here/pyabench" --add "$here/guest.sh" --add "$here/py" \
 	--add "$preload" \
