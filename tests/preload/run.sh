@@ -103,7 +103,7 @@ if [ $rcb = 0 ] && [ $rcp = 0 ] && cmp -s "$out/cxx.base" "$out/cxx.pre" &&
 else
 	bad "C++ churn (status $rcb/$rcp)"
 	diff "$out/cxx.base" "$out/cxx.pre" | head -20 | sed 's/^/#   /'
-	cat "$out/cxx.base.err" | sed 's/^/#   /'
+	sed 's/^/#   /' "$out/cxx.base.err" "$out/cxx.err"
 fi
 
 echo "$passed passed, $failed failed"
