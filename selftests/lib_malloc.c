@@ -482,6 +482,57 @@ TEST(fork_isolation_with_threads)
 		free(b[i]);
 }
 
+/*
+ * _Fork() runs no atfork handlers (nor does the raw system call): the
+ * child still owns its copy of the heap, keeps the forking thread's
+ * magazines and allocates, while another thread of the parent churned.
+ */
+TEST(fork_without_handlers)
+{
+	struct churn c = { .seed = 9 };
+	unsigned char *b[300];
+	pthread_t t;
+	int i, k, status;
+
+	for (i = 0; i < 300; i++) {
+		ASSERT_NE(NULL, b[i] = malloc(1 + i));
+		fill(b[i], 1 + i, i);
+	}
+	ASSERT_EQ(0, pthread_create(&t, NULL, churn_thread, &c));
+	for (k = 0; k < 20; k++) {
+		pid_t pid = _Fork();
+
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			void *q[500];
+
+			alarm(20);	/* a deadlock fails, never hangs */
+			for (i = 0; i < 300; i++) {
+				if (!check(b[i], 1 + i, i))
+					_exit(1);
+				memset(b[i], 0, 1 + i);
+				free(b[i]);
+			}
+			for (i = 0; i < 500; i++)
+				if (!(q[i] = malloc(1 + i % 600)))
+					_exit(2);
+			for (i = 0; i < 500; i++)
+				free(q[i]);
+			_exit(0);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			TH_LOG("child status %#x", status);
+		}
+	}
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	for (i = 0; i < 300; i++) {
+		ASSERT_TRUE(check(b[i], 1 + i, i));
+		free(b[i]);
+	}
+}
+
 TEST(fork_exec_loop)
 {
 	int k, status;
