@@ -9,6 +9,8 @@
  */
 #include "pyalloc_util.h"
 
+#include <pthread.h>
+
 PYA_HEAP_FIXTURE(heap)
 
 /* The real command @cmd with its size field replaced by @size. */
@@ -538,6 +540,61 @@ TEST_F(heap, arguments_in_unbacked_window_efault)
 	ASSERT_EQ(0, pya_stats(self->fd, &s1));
 	pya_expect_blocks_unchanged(&s0, &s1);
 	EXPECT_EQ(0, pya_free(self->fd, offs, 4, NULL));
+}
+
+/*
+ * ALLOC's offsets array in a page a sibling thread keeps dropping
+ * (MADV_DONTNEED, as under memory pressure): the kernel faults the buffer
+ * in again and retries for as long as that makes progress, so every call
+ * succeeds; EFAULT is only for a buffer that cannot be written at all.
+ */
+struct dropper {
+	void *page;
+	volatile int stop;
+	unsigned long drops;
+};
+
+static void *drop_loop(void *arg)
+{
+	struct dropper *d = arg;
+
+	while (!d->stop) {
+		madvise(d->page, PYA_PAGE, MADV_DONTNEED);
+		d->drops++;
+	}
+	return NULL;
+}
+
+TEST_F(heap, alloc_retries_while_the_buffer_is_dropped)
+{
+	struct dropper d = { 0 };
+	unsigned int i, failed = 0;
+	struct pya_kstats st;
+	pthread_t t;
+	__u64 *out;
+
+	d.page = mmap(NULL, PYA_PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, d.page);
+	out = d.page;
+	ASSERT_EQ(0, pthread_create(&t, NULL, drop_loop, &d));
+	for (i = 0; i < 2000; i++) {
+		int ret = pya_alloc(self->fd, 64, 64, out, NULL);
+
+		if (ret) {
+			failed++;
+			continue;
+		}
+		/* The offsets may be dropped again before we read them. */
+		ASSERT_EQ(0, pya_stats(self->fd, &st));
+	}
+	d.stop = 1;
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, failed);
+	EXPECT_LT(0, d.drops);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(2000ULL * 64, st.blocks_allocated);
+	munmap(d.page, PYA_PAGE);
 }
 
 PYALLOC_TEST_MAIN

@@ -14,6 +14,7 @@
 #include "pyalloc_util.h"
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #define LIMIT_PAGES	256		/* 1 MiB */
@@ -292,6 +293,94 @@ TEST_F(memlock, shared_heap_charges_its_opener)
 		_exit(0);
 	}
 	EXPECT_EQ(0, wait_child(pid));
+}
+
+static int send_fd(int sock, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, c = 'f';
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], c;
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sock, &m, 0) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/*
+ * A shared heap passed over a socket to another user's process: what the
+ * receiver allocates is charged to the opener's user, within the opener's
+ * limit; the receiver's own heaps are charged to the receiver.
+ */
+TEST_F(memlock, passed_descriptor_charges_its_opener)
+{
+	int sv[2], status;
+	pid_t a, b;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	a = fork();
+	ASSERT_LE(0, a);
+	if (a == 0) {
+		__u64 off[8];
+		int fd, i;
+		char c;
+
+		if (become_limited(true))
+			_exit(1);
+		fd = pya_open();	/* shared */
+		for (i = 0; i < LIMIT_PAGES - 56; i++)
+			if (fd < 0 || pya_alloc(fd, 512, 8, off, NULL))
+				_exit(2);
+		if (send_fd(sv[0], fd) || read(sv[0], &c, 1) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	b = fork();
+	ASSERT_LE(0, b);
+	if (b == 0) {
+		struct rlimit rl = { LIMIT_PAGES * PYA_PAGE,
+				     LIMIT_PAGES * PYA_PAGE };
+		int fd, own, err = 0;
+
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgid(NOBODY - 1) ||
+		    setuid(NOBODY - 1))
+			_exit(1);
+		fd = recv_fd(sv[1]);
+		if (fd < 0)
+			_exit(2);
+		/* What is left of the opener's limit, not ours. */
+		if (fill(fd, &err) != 56 || err != -ENOMEM)
+			_exit(3);
+		own = open_private();
+		if (fill(own, &err) != LIMIT_PAGES || err != -ENOMEM)
+			_exit(4);
+		_exit(write(sv[1], "x", 1) == 1 ? 0 : 5);
+	}
+	ASSERT_EQ(b, waitpid(b, &status, 0));
+	EXPECT_EQ(0, status);
+	ASSERT_EQ(a, waitpid(a, &status, 0));
+	EXPECT_EQ(0, status);
 }
 
 /* Root keeps CAP_IPC_LOCK: not bound by the rlimit, but by the module cap. */
