@@ -36,43 +36,46 @@ static struct pya_heap *to_heap(struct pya_allocator *a)
  * someone (O_DIRECT, vmsplice) when its arena is released lives on until
  * that reference drops, but is no longer in any heap.
  */
+/* A charged page for @heap, or NULL with nothing charged. */
+static struct page *pya_page_get(struct pya_heap *heap, gfp_t gfp, int *err)
+{
+	struct page *page;
+
+	*err = pya_charge_page(heap);
+	if (*err)
+		return NULL;
+	page = alloc_page(GFP_KERNEL_ACCOUNT | gfp);
+	if (!page) {
+		pya_uncharge_pages(heap, 1);
+		*err = -ENOMEM;
+	}
+	return page;
+}
+
 static int pya_page_alloc(struct pya_allocator *a, struct pya_pool *pool)
 {
-	struct pya_heap *heap = to_heap(a);
 	struct page *page;
 	int err;
 
-	err = pya_charge_page(heap);
-	if (err)
-		return err;
-	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!page) {
-		pya_uncharge_pages(heap, 1);
-		return -ENOMEM;
-	}
-	pool->page = page;
-	return 0;
+	page = pya_page_get(to_heap(a), __GFP_ZERO, &err);
+	if (page)
+		pool->page = page;
+	return err;
 }
 
 /* A fork copy: same charging, the parent's contents instead of zeroes. */
 static int pya_page_copy(struct pya_allocator *a, struct pya_pool *dst,
 			 const struct pya_pool *src)
 {
-	struct pya_heap *heap = to_heap(a);
 	struct page *page;
 	int err;
 
-	err = pya_charge_page(heap);
-	if (err)
-		return err;
-	page = alloc_page(GFP_KERNEL_ACCOUNT);
-	if (!page) {
-		pya_uncharge_pages(heap, 1);
-		return -ENOMEM;
+	page = pya_page_get(to_heap(a), 0, &err);
+	if (page) {
+		copy_highpage(page, src->page);
+		dst->page = page;
 	}
-	copy_highpage(page, src->page);
-	dst->page = page;
-	return 0;
+	return err;
 }
 
 static void pya_page_free(struct pya_allocator *a, struct pya_pool *pool)
