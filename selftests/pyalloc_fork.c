@@ -15,17 +15,6 @@
 
 PYA_HEAP_FIXTURE(heap)
 
-static int wait_child(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status))
-		return 1000 + WTERMSIG(status);
-	return WEXITSTATUS(status);
-}
-
 static void sync_send(int fd)
 {
 	char c = 'x';
@@ -59,7 +48,7 @@ TEST_F(heap, child_sees_parent_data)
 				_exit(1);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 /* Writes after the fork, in either direction, are shared. */
@@ -84,7 +73,7 @@ TEST_F(heap, writes_shared_both_ways)
 	EXPECT_TRUE(pya_check(self->map, off[1], 512, 22));
 	pya_fill(self->map, off[0], 512, 11);
 	sync_send(p2c[1]);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 TEST_F(heap, child_frees_parent_block)
@@ -98,7 +87,7 @@ TEST_F(heap, child_frees_parent_block)
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(pya_free(self->fd, &offs[2], 1, NULL) ? 1 : 0);
-	ASSERT_EQ(0, wait_child(pid));
+	ASSERT_EQ(0, pya_wait_child(pid));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(3, st.cls[4].blocks_in_use);
 	EXPECT_EQ(1, st.blocks_freed);
@@ -129,7 +118,7 @@ TEST_F(heap, child_allocates)
 		_exit(0);
 	}
 	ASSERT_EQ(sizeof(offs), read(c2p[0], offs, sizeof(offs)));
-	ASSERT_EQ(0, wait_child(pid));
+	ASSERT_EQ(0, pya_wait_child(pid));
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(8, st.cls[200 / 8 - 1].blocks_in_use);
 	for (n = 0; n < 8; n++) {
@@ -178,7 +167,7 @@ TEST_F(heap, release_unmaps_child_mapping)
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	ASSERT_GE(st.arenas_reclaimed, 2);
 	sync_send(p2c[1]);
-	EXPECT_EQ(1000 + SIGBUS, wait_child(pid));
+	EXPECT_EQ(1000 + SIGBUS, pya_wait_child(pid));
 	free(offs);
 }
 
@@ -230,7 +219,7 @@ TEST(heap_lives_in_child_after_parent_closes)
 	close(fd);
 	EXPECT_EQ(heaps0 + 1, pya_param("heaps"));
 	sync_send(p2c[1]);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(heaps0, pya_param("heaps"));
 	EXPECT_EQ(held0, pya_param("pages_held"));
 }

@@ -20,17 +20,6 @@
 #define LIMIT_PAGES	256		/* 1 MiB */
 #define NOBODY		65534
 
-static int wait_child(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status))
-		return 1000 + WTERMSIG(status);
-	return WEXITSTATUS(status);
-}
-
 static int become_limited(bool drop_privileges)
 {
 	struct rlimit rl = { LIMIT_PAGES * PYA_PAGE, LIMIT_PAGES * PYA_PAGE };
@@ -141,7 +130,7 @@ TEST_F(memlock, one_heap_stops_at_the_limit)
 			_exit(7);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 /* Many heaps of one process share the one limit. */
@@ -166,7 +155,7 @@ TEST_F(memlock, many_heaps_add_up)
 		}
 		_exit(total == LIMIT_PAGES ? 0 : 4);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 /*
@@ -208,9 +197,9 @@ TEST_F(memlock, processes_of_one_user_add_up)
 			_exit(2);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(b));
+	EXPECT_EQ(0, pya_wait_child(b));
 	ASSERT_EQ(1, write(done[1], "x", 1));
-	EXPECT_EQ(0, wait_child(a));
+	EXPECT_EQ(0, pya_wait_child(a));
 	b = fork();
 	ASSERT_LE(0, b);
 	if (b == 0) {
@@ -221,7 +210,7 @@ TEST_F(memlock, processes_of_one_user_add_up)
 		fd = open_private();
 		_exit(fill(fd, &err) == LIMIT_PAGES ? 0 : 2);
 	}
-	EXPECT_EQ(0, wait_child(b));
+	EXPECT_EQ(0, pya_wait_child(b));
 }
 
 /*
@@ -254,14 +243,14 @@ TEST_F(memlock, fork_copy_is_charged)
 		child = fork();
 		if (child == 0)
 			_exit(pya_info(fd, &info) == -EIO ? 0 : 1);
-		if (wait_child(child))
+		if (pya_wait_child(child))
 			_exit(5);
 		/* The parent's heap works, and a small fork copies fine. */
 		if (pya_free(fd, off, 8, NULL))
 			_exit(6);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 /*
@@ -285,14 +274,14 @@ TEST_F(memlock, shared_heap_charges_its_opener)
 		child = fork();
 		if (child == 0)
 			_exit(fill(fd, &err) == LIMIT_PAGES ? 0 : 1);
-		if (wait_child(child))
+		if (pya_wait_child(child))
 			_exit(3);
 		/* The child's pages are the heap's: none left here. */
 		if (fill(fd, &err) != 0 || err != -ENOMEM)
 			_exit(4);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 static int send_fd(int sock, int fd)
@@ -410,7 +399,7 @@ TEST_F(memlock, root_bound_by_the_module_cap_only)
 			_exit(3);
 		_exit(0);
 	}
-	status = wait_child(pid);
+	status = pya_wait_child(pid);
 	pya_set_param("total_limit_mb", cap);
 	EXPECT_EQ(0, status);
 }

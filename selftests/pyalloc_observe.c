@@ -10,17 +10,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static int wait_child(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status))
-		return 1000 + WTERMSIG(status);
-	return WEXITSTATUS(status);
-}
-
 /* A whole small file; NUL-terminated, NULL on error. */
 static char *slurp(const char *path)
 {
@@ -188,7 +177,7 @@ TEST_F(obs, fdinfo_after_fork)
 		free(t);
 	}
 	ASSERT_EQ(1, write(go[1], &c, 1));
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	t = fdinfo_of(getpid(), self->fd);
 	EXPECT_EQ(1, fdinfo_value(t, 0, "pyalloc-heaps"));
 	free(t);
@@ -212,7 +201,7 @@ TEST_F(obs, fdinfo_needs_ptrace_access)
 			 self->fd);
 		_exit(open(path, O_RDONLY) < 0 ? 0 : 2);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 static bool ensure_mounted(const char *dir, const char *fstype,
@@ -296,7 +285,7 @@ TEST_F(obs, sysfs_totals)
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(0);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(forks + 1, sysfs_total("forks"));
 }
 
@@ -354,7 +343,7 @@ TEST(tracepoints)
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(0);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	ASSERT_EQ(0, pya_free(fd, off, 3, NULL));
 	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_TRIM, &trim));
 	munmap(map, info.window_size);

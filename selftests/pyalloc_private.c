@@ -26,17 +26,6 @@ extern char **environ;
 
 #define NBLK	2000
 
-static int wait_child(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status))
-		return 1000 + WTERMSIG(status);
-	return WEXITSTATUS(status);
-}
-
 static void sync_send(int fd)
 {
 	char c = 'x';
@@ -170,7 +159,7 @@ TEST_F(priv, child_changes_invisible_to_parent)
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(child_rewrites_frees_reallocates(self, &before));
-	ASSERT_EQ(0, wait_child(pid));
+	ASSERT_EQ(0, pya_wait_child(pid));
 	EXPECT_TRUE(all_hold(self->map, self->off, self->bs, NBLK, 1));
 	ASSERT_EQ(0, pya_stats(self->fd, &after));
 	EXPECT_EQ(1, after.forks);
@@ -204,7 +193,7 @@ TEST_F(priv, parent_changes_invisible_to_child)
 	for (i = 0; i < NBLK; i += 100)
 		ASSERT_EQ(0, pya_free(self->fd, &self->off[i], 100, NULL));
 	sync_send(go[1]);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 }
 
 /* Three threads allocate, write and free their own blocks throughout. */
@@ -265,7 +254,7 @@ TEST_F(priv, fork_while_threads_allocate)
 				_exit(4);
 			_exit(0);
 		}
-		EXPECT_EQ(0, wait_child(pid)) TH_LOG("fork %u", f);
+		EXPECT_EQ(0, pya_wait_child(pid)) TH_LOG("fork %u", f);
 		fill_all(self->map, self->off, self->bs, NBLK, 1);
 	}
 	c.stop = 1;
@@ -297,7 +286,7 @@ TEST_F(priv, grandchild_has_its_own_copy)
 				_exit(3);
 			_exit(0);
 		}
-		if (wait_child(gc))
+		if (pya_wait_child(gc))
 			_exit(4);
 		if (!all_hold(self->map, self->off, self->bs, NBLK, 2))
 			_exit(5);
@@ -305,7 +294,7 @@ TEST_F(priv, grandchild_has_its_own_copy)
 			_exit(6);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_TRUE(all_hold(self->map, self->off, self->bs, NBLK, 1));
 }
 
@@ -331,7 +320,7 @@ TEST_F(priv, exit_and_exec_release_the_copy)
 	EXPECT_EQ(heaps + 1, pya_param("heaps"));
 	EXPECT_EQ(2 * pages, pya_param("pages_held"));
 	sync_send(go[1]);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(heaps, pya_param("heaps"));
 	EXPECT_EQ(pages, pya_param("pages_held"));
 
@@ -342,7 +331,7 @@ TEST_F(priv, exit_and_exec_release_the_copy)
 			execl("/bin/sh", "sh", "-c", "exit 0", (char *)NULL);
 			_exit(127);
 		}
-		ASSERT_EQ(0, wait_child(pid));
+		ASSERT_EQ(0, pya_wait_child(pid));
 		ASSERT_EQ(heaps, pya_param("heaps")) TH_LOG("round %u", i);
 		ASSERT_EQ(pages, pya_param("pages_held"));
 	}
@@ -358,7 +347,7 @@ TEST_F(priv, exit_and_exec_release_the_copy)
 		      (char *)NULL);
 		_exit(127);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(heaps, pya_param("heaps"));
 }
 
@@ -373,9 +362,9 @@ TEST_F(priv, vfork_and_spawn_make_no_copy)
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(0);
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	ASSERT_EQ(0, posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ));
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(heaps, pya_param("heaps"));
 	EXPECT_EQ(pages, pya_param("pages_held"));
 	EXPECT_TRUE(all_hold(self->map, self->off, self->bs, NBLK, 1));
@@ -419,7 +408,7 @@ TEST_F(priv, failed_copy_breaks_only_the_child)
 	}
 	pya_set_param("total_limit_mb", cap);
 	ASSERT_LE(0, pid);
-	EXPECT_EQ(1000 + SIGBUS, wait_child(pid));
+	EXPECT_EQ(1000 + SIGBUS, pya_wait_child(pid));
 	EXPECT_TRUE(all_hold(self->map, self->off, self->bs, NBLK, 1));
 	ASSERT_EQ(0, pya_stats(self->fd, &after));
 	EXPECT_EQ(0, memcmp(&before, &after, sizeof(before)));
@@ -525,7 +514,7 @@ TEST(no_heap_of_its_own_eperm)
 			_exit(3);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(0, pya_free(fd, off, 4, NULL));
 	close(fd);
 }
@@ -552,7 +541,7 @@ TEST_F(priv, split_mapping_forks_into_one_copy)
 			_exit(3);
 		_exit(0);
 	}
-	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, pya_wait_child(pid));
 	EXPECT_EQ(heaps, pya_param("heaps"));
 	ASSERT_EQ(0, mprotect(self->map + self->info.arena_size, 4096,
 			      PROT_READ | PROT_WRITE));

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/pyalloc.h>
@@ -56,6 +57,18 @@
 static inline int pya_open(void)
 {
 	return open(PYALLOC_DEV, O_RDWR | O_CLOEXEC);
+}
+
+/* A child's exit status; 1000 + the signal if it was killed; -1 on error. */
+static inline int pya_wait_child(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		return 1000 + WTERMSIG(status);
+	return WEXITSTATUS(status);
 }
 
 /* ioctl wrappers: 0 on success, -errno on failure. */
