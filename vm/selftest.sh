@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prove that vm/run.sh fails a run for every reason it must, and passes a
 # clean one: a kernel warning (a module that warns at init, quoted in the
-# output), a failing selftest, a failing command, a kernel panic and a hung
-# guest (within the timeout).  Part of `make check`.
+# output), a failing selftest, a failing command, a kernel panic, a hung
+# guest (within the timeout) and a kernel that dies while booting, twice.
+# Part of `make check`.
 #
 #   vm/selftest.sh [SERIES]
 set -uo pipefail
@@ -54,6 +55,10 @@ expect 0 clean-command '' -- true
 expect fail failing-command 'guest verdict 1' -- false
 expect fail panic 'Kernel panic' -- sh -c 'echo c >/proc/sysrq-trigger'
 expect fail hang 'TIMEOUT after 20s' --timeout 20 -- sleep 600
+# A kernel that dies before /init is booted once more, and a second death
+# still fails the run (no /init here: the kernel panics looking for a root).
+expect fail boot-death 'booting once more' \
+	--append rdinit=/no-such-init -- true
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
