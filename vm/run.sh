@@ -131,7 +131,8 @@ if [ -n "$hostfs" ]; then
 	[ -f "$hostmods/modules.order" ] || die "--host-fs: no 9p modules in $hostmods (scripts/deps.sh $series)"
 	mkdir -p "$root/pyalloc/hostfs"
 	cp "$hostmods"/*.ko "$hostmods/modules.order" "$root/pyalloc/hostfs/"
-	cat >"$root/pyalloc/.hostfs" <<'HOSTFS'
+	printf 'PYALLOC_TOP=%q\n' "$top" >"$root/pyalloc/.hostfs"
+	cat >>"$root/pyalloc/.hostfs" <<'HOSTFS'
 # Sourced by /init before the command: the host's / at /host, read-only.
 hostfs_fail() { echo "PYALLOC-GUEST: --host-fs: $*"; echo "PYALLOC-EXIT: 98"; reboot -f; }
 for m in $(cat /pyalloc/hostfs/modules.order); do
@@ -140,9 +141,21 @@ done
 mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host ||
 	hostfs_fail "mount of the host's root over 9p"
+# The guest gets a /tmp of its own; a tree that lives under the host's
+# /tmp (a clone in /tmp/x) stays visible at its path through a bind mount
+# of the host's directory taken before the tmpfs covers it.
+mkdir -p /hosttmp && mount --bind /host/tmp /hosttmp ||
+	hostfs_fail "bind mount of the host's /tmp"
 mount -t proc proc /host/proc && mount -t sysfs sysfs /host/sys &&
 	mount -t devtmpfs devtmpfs /host/dev && mount -t tmpfs tmpfs /host/tmp ||
 	hostfs_fail "mounts inside /host"
+case $PYALLOC_TOP in
+/tmp/*)
+	mkdir -p "/host$PYALLOC_TOP" &&
+		mount --bind "/hosttmp${PYALLOC_TOP#/tmp}" "/host$PYALLOC_TOP" ||
+		hostfs_fail "bind mount of $PYALLOC_TOP"
+	;;
+esac
 mkdir -p /host/dev/shm /host/dev/pts /host/tmp/pyalloc /host/tmp/out
 mount -t tmpfs tmpfs /host/dev/shm
 mount -t devpts devpts /host/dev/pts 2>/dev/null
@@ -225,7 +238,8 @@ ln -sf /proc/self/fd /dev/fd
 ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
-mount -t tmpfs tmpfs /tmp
+# /tmp is left on the initramfs, which is in memory already: a tmpfs
+# over it would hide the libraries copied there for a tree under /tmp.
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
