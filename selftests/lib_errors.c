@@ -184,8 +184,26 @@ static void quick_double_free(void *arg)
 	fprintf(stderr, "not caught at the call site\n");
 }
 
-/* Freed again after more frees of its class than the call-site check
- * looks at: the kernel catches it when the magazine drains. */
+/* Freed again after more frees of its class: still in the magazine, and
+ * still caught at the call site (the block carries the key). */
+static void deep_double_free(void *arg)
+{
+	void *p = pya_malloc(32), *q[40];
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 40; i++)
+		q[i] = pya_malloc(32);
+	pya_free(p);
+	for (i = 0; i < 40; i++)
+		pya_free(q[i]);
+	pya_free(p);
+	fprintf(stderr, "not caught at the call site\n");
+}
+
+/* The program wrote into the block after freeing it, wiping the key: the
+ * second free goes into the magazine, and the kernel catches the
+ * duplicate when the magazine drains. */
 static void late_double_free(void *arg)
 {
 	void *p = pya_malloc(32), *q[8];
@@ -197,6 +215,7 @@ static void late_double_free(void *arg)
 	pya_free(p);
 	for (i = 0; i < 8; i++)
 		pya_free(q[i]);
+	memset(p, 0x5a, 32);	/* use after free */
 	pya_free(p);		/* both in the magazine... */
 	pya_heap_flush(NULL);	/* ...and the kernel sees the duplicate */
 	fprintf(stderr, "not caught at flush\n");
@@ -216,6 +235,7 @@ TEST(double_free_debug_mode)
 TEST(double_free_caught_at_call_site)
 {
 	EXPECT_ABORT(quick_double_free, NULL, "pya_free(): double free 0x");
+	EXPECT_ABORT(deep_double_free, NULL, "pya_free(): double free 0x");
 }
 
 TEST(double_free_caught_at_flush)

@@ -10,14 +10,25 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "magazine.h"
 
 static struct pya_heap *heap_or_default(struct pya_heap *h)
 {
 	return h ? h : pyai_default_heap();
 }
 
-void *pya_heap_malloc(pya_heap_t *h, size_t n)
+/*
+ * Is @tc the thread's magazines for @h (NULL: the default heap)?  Then the
+ * inline fast paths may serve the call.
+ */
+static inline bool tcache_is(const struct pyai_tcache *tc,
+			     const struct pya_heap *h)
+{
+	return h ? tc->heap == h : tc->is_default;
+}
+
+static __attribute__((noinline)) void *malloc_slow(struct pya_heap *h,
+						   size_t n)
 {
 	if (n > PYA_SMALL_MAX)
 		return pyai_large_alloc(n, 0);
@@ -27,13 +38,33 @@ void *pya_heap_malloc(pya_heap_t *h, size_t n)
 	return pyai_small_alloc(h, pyai_class_of(h, n));
 }
 
-void *pya_malloc(size_t n)
+static inline void *heap_malloc(struct pya_heap *h, size_t n)
 {
-	return pya_heap_malloc(NULL, n);
+	struct pyai_tcache *tc = pyai_last;
+
+	if (likely(tcache_is(tc, h) && pyai_small_request(n))) {
+		void *p = pyai_fast_alloc(tc, n, tc->shift);
+
+		if (likely(p))
+			return p;
+	}
+	return malloc_slow(h, n);
 }
 
-void *pya_heap_calloc(pya_heap_t *h, size_t nmemb, size_t size)
+void *pya_heap_malloc(pya_heap_t *h, size_t n)
 {
+	return heap_malloc(h, n);
+}
+
+void *pya_malloc(size_t n)
+{
+	return heap_malloc(NULL, n);
+}
+
+static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
+				size_t size)
+{
+	struct pyai_tcache *tc = pyai_last;
 	size_t n;
 	void *p;
 
@@ -41,22 +72,32 @@ void *pya_heap_calloc(pya_heap_t *h, size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* The kernel zeroes fresh pages only; a reused block keeps whatever
+	 * was last written to it. */
+	if (likely(tcache_is(tc, h) && pyai_small_request(n))) {
+		p = pyai_fast_calloc(tc, n, tc->shift);
+		if (likely(p))
+			return p;
+	}
 	if (n > PYA_SMALL_MAX)
 		return pyai_large_alloc(n, 0);	/* fresh pages: already zero */
 	h = heap_or_default(h);
 	if (unlikely(!h))
 		return NULL;
 	p = pyai_small_alloc(h, pyai_class_of(h, n));
-	/* The kernel zeroes fresh pages only; a reused block keeps whatever
-	 * was last written to it. */
 	if (p)
 		memset(p, 0, pyai_class_size(h, pyai_class_of(h, n)));
 	return p;
 }
 
+void *pya_heap_calloc(pya_heap_t *h, size_t nmemb, size_t size)
+{
+	return heap_calloc(h, nmemb, size);
+}
+
 void *pya_calloc(size_t nmemb, size_t size)
 {
-	return pya_heap_calloc(NULL, nmemb, size);
+	return heap_calloc(NULL, nmemb, size);
 }
 
 /* Free @p, known to lie in @h's window. */
@@ -69,7 +110,7 @@ static void small_free_checked(struct pya_heap *h, void *p, const char *fn)
 	pyai_small_free(h, p, c, fn);
 }
 
-void pya_free(void *p)
+static __attribute__((noinline)) void free_slow(void *p)
 {
 	struct pya_heap *h;
 
@@ -82,8 +123,20 @@ void pya_free(void *p)
 		pyai_invalid_pointer("pya_free", p);
 }
 
+/* Any heap's block: the thread's last-used heap inline, the rest here. */
+void pya_free(void *p)
+{
+	if (likely(pyai_fast_free(pyai_last, p)))
+		return;
+	free_slow(p);
+}
+
 void pya_heap_free(pya_heap_t *h, void *p)
 {
+	struct pyai_tcache *tc = pyai_last;
+
+	if (likely(tcache_is(tc, h) && pyai_fast_free(tc, p)))
+		return;
 	if (!p)
 		return;
 	h = h ? h : __atomic_load_n(&pyai_default, __ATOMIC_ACQUIRE);
@@ -143,11 +196,18 @@ static void *realloc_small(struct pya_heap *owner, void *p, size_t n,
 
 static void *do_realloc(struct pya_heap *h, void *p, size_t n, const char *fn)
 {
+	struct pyai_tcache *tc = pyai_last;
 	struct pya_heap *owner;
 	void *q;
 
+	/* Small to small in the thread's last-used heap: inline. */
+	if (likely(tcache_is(tc, h))) {
+		q = pyai_fast_realloc(tc, p, n, tc->shift, fn);
+		if (likely(q))
+			return q;
+	}
 	if (!p)
-		return pya_heap_malloc(h, n);
+		return heap_malloc(h, n);
 	if (n == 0)
 		n = 1;		/* like pya_malloc(0): a minimal block */
 	owner = pyai_heap_of(p);
@@ -161,7 +221,7 @@ static void *do_realloc(struct pya_heap *h, void *p, size_t n, const char *fn)
 	if (n > PYA_SMALL_MAX)
 		return pyai_large_realloc(p, n, fn);
 	/* A large block shrinking to a small one moves into the heap. */
-	q = pya_heap_malloc(h, n);
+	q = heap_malloc(h, n);
 	if (!q)
 		return NULL;
 	memcpy(q, p, n);
@@ -203,7 +263,7 @@ void *pya_heap_aligned_alloc(pya_heap_t *h, size_t align, size_t n)
 	size = (n + align - 1) & ~(align - 1);
 	if (size > PYA_SMALL_MAX)
 		return pyai_large_alloc(n, align);
-	return pya_heap_malloc(h, size);
+	return heap_malloc(h, size);
 }
 
 void *pya_aligned_alloc(size_t align, size_t n)

@@ -81,25 +81,78 @@ struct pyai_counters {
 #define PYAI_BUMP(x, n)	PYAI_STORE(x, PYAI_LOAD(x) + (n))
 /* For counters shared by threads (the heap's direct path). */
 #define PYAI_ADD(x, n)	__atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
+/*
+ * The fast paths' counters: on x86-64 one unlocked add to memory, a single
+ * instruction whose store a racing reader sees whole (the owner is the
+ * only writer, so no increment is lost); PYAI_BUMP's load and store are
+ * three.
+ */
+#if defined(__x86_64__)
+#define PYAI_INC(x)	__asm__("addq $1, %0" : "+m"(x))
+#else
+#define PYAI_INC(x)	PYAI_BUMP(x, 1)
+#endif
 
+/*
+ * One magazine: 16 bytes, so that a class's entry is its index times 16,
+ * which for a 16-byte granularity is the request size rounded down.
+ */
 struct pyai_mag {
 	uint32_t count;		/* blocks held, written by the owner only */
-	uint32_t cap;		/* 2 * batch */
+	uint32_t cap;		/* 2 * batch; 0 where no class is */
 	void **slots;		/* slots[0] oldest, slots[count - 1] newest;
 				 * inside the tcache's own mapping */
 };
 
+/*
+ * Block starts, beside each magazine entry: an offset o in the page is
+ * k * size for a block k that fits in the page iff o * divmagic (mod 2^64)
+ * <= divbound.  With divmagic = M = floor((2^64 - 1) / size) + 1, o * M mod
+ * 2^64 is below M exactly when size divides o (Lemire, Kaser and Kurz,
+ * "Faster remainder by direct computation", 2019), and for o = k * size it
+ * equals k * e, e = size * M - 2^64 < size.  So divbound = (blocks per
+ * page - 1) * e tests "a multiple, and not past the last block" at once
+ * (e = 0 for powers of two, whose every multiple below 4096 is a block).
+ * Entries that are no class are zero: they pass, and their magazine's
+ * capacity 0 turns the caller away.
+ */
+struct pyai_blockcheck {
+	uint64_t divmagic;
+	uint64_t divbound;
+};
+
 struct pyai_thread;
 
-/* One thread's magazines for one heap. */
+/*
+ * Entries of struct pyai_tcache.mag: entry i is class i - 1, indexed by the
+ * page-class byte itself (class + 1).  Entry 0 (a page that never served a
+ * block) and the entries past the last class (a corrupted byte) are
+ * magazines of capacity 0, which every fast path finds empty and full:
+ * a byte the program may have overwritten sends the call to the slow
+ * path's checks without a bounds test on the fast one.
+ */
+#define PYAI_MAG_ENTRIES	256
+
+/*
+ * One thread's magazines for one heap.  With the thread's pointer to its
+ * last-used tcache (magazine.h) a malloc reads one magazine entry and the
+ * line of the fields after check[]; a free also the entry's block check.
+ */
 struct pyai_tcache {
+	/* First, so that an entry's address is the tcache's plus 16 * i. */
+	struct pyai_mag mag[PYAI_MAG_ENTRIES];
+	struct pyai_blockcheck check[PYAI_MAG_ENTRIES];
+	char *base;			/* the heap's window */
+	uint64_t window_size;		/* 0 once the heap is closed */
+	const uint8_t *page_class;	/* the heap's table */
+	unsigned int shift;		/* log2(granularity) */
+	bool is_default;		/* the heap of pya_malloc() / malloc() */
 	struct pya_heap *heap;		/* NULL once the heap is closed */
+	struct pyai_counters ctr;
 	struct pyai_thread *owner;
 	struct pyai_tcache *next;	/* on heap->caches, under pyai_lock */
 	struct pyai_tcache **pprev;
-	struct pyai_counters ctr;
 	size_t map_len;			/* bytes of this tcache's mapping */
-	struct pyai_mag mag[PYA_MAX_CLASSES];
 	/*
 	 * The slot arrays of every class, laid out back to back.  They live
 	 * in the same mapping as the tcache rather than in malloc()ed arrays:
@@ -108,6 +161,20 @@ struct pyai_tcache {
 	 */
 	void *slots[];
 };
+
+/* magazine.h finds an entry's block check from its magazine entry. */
+_Static_assert(offsetof(struct pyai_tcache, check) ==
+	       offsetof(struct pyai_tcache, mag) +
+	       PYAI_MAG_ENTRIES * sizeof(struct pyai_mag) &&
+	       sizeof(struct pyai_mag) == sizeof(struct pyai_blockcheck),
+	       "check[] must follow mag[] entry for entry");
+
+/* Class @c's magazine in @tc. */
+static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,
+					   unsigned int c)
+{
+	return &tc->mag[c + 1];
+}
 
 /* Per-thread state, reached through one initial-exec TLS pointer. */
 struct pyai_thread {
@@ -258,7 +325,7 @@ static inline void pyai_note_class(struct pya_heap *h, uint64_t off,
 		__atomic_store_n(e, (uint8_t)(c + 1), __ATOMIC_RELAXED);
 }
 
-/* magazine.c */
+/* magazine.c (its fast paths: magazine.h) */
 void *pyai_small_alloc(struct pya_heap *h, unsigned int c);
 void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 		     const char *fn);

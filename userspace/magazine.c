@@ -45,9 +45,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "magazine.h"
 
-#define TLS_IE __attribute__((tls_model("initial-exec")))
+#define TLS_IE PYAI_TLS_IE
+
+/*
+ * The tcache of no heap: every magazine empty and of capacity 0, no window.
+ * pyai_last points here until the thread first uses a heap, and again once
+ * it exits, so the fast paths need no NULL test.  Its shift keeps the
+ * largest small request's index inside mag[].
+ */
+static struct pyai_tcache pyai_no_tcache = { .shift = 3 };
+__thread struct pyai_tcache *pyai_last TLS_IE = &pyai_no_tcache;
 
 static __thread struct pyai_thread *pyai_self TLS_IE;
 /* Set once the thread's destructor ran: later calls go straight to the
@@ -116,6 +125,7 @@ static inline struct pyai_tcache *tcache_of(const struct pya_heap *h)
 	tc = t->cache[h->slot];
 	if (unlikely(!tc || PYAI_LOAD(tc->heap) != h))
 		return NULL;
+	pyai_last = tc;
 	return tc;
 }
 
@@ -246,8 +256,10 @@ static unsigned int tcache_drain_all(struct pyai_tcache *tc)
 	unsigned int c, n = 0;
 
 	for (c = 0; c < h->nclasses; c++) {
-		n += tc->mag[c].count;
-		mag_drain(h, tc, &tc->mag[c], tc->mag[c].count);
+		struct pyai_mag *m = pyai_mag_of(tc, c);
+
+		n += m->count;
+		mag_drain(h, tc, m, m->count);
 	}
 	return n;
 }
@@ -264,17 +276,33 @@ static struct pyai_tcache *tcache_new(struct pya_heap *h,
 	if (!tc)
 		return NULL;
 	tc->map_len = len;
+	tc->base = h->base;
+	tc->window_size = h->window_size;
+	tc->page_class = h->page_class;
+	tc->shift = h->shift;
+	tc->is_default = h->is_default;
 	tc->heap = h;
 	tc->owner = t;
+	/* Entries past the last class stay zero: capacity 0 (internal.h). */
 	for (c = 0; c < h->nclasses; c++) {
-		tc->mag[c].cap = 2 * h->batch[c];
-		tc->mag[c].slots = tc->slots + h->slots_off[c];
+		struct pyai_mag *m = pyai_mag_of(tc, c);
+
+		struct pyai_blockcheck *bc = &tc->check[c + 1];
+		uint32_t size = pyai_class_size(h, c);
+
+		m->cap = 2 * h->batch[c];
+		m->slots = tc->slots + h->slots_off[c];
+		bc->divmagic = h->divmagic[c];
+		bc->divbound = (uint64_t)(PYAI_PAGE_SIZE / size - 1) *
+			       (size * h->divmagic[c]);
 	}
 	return tc;
 }
 
 static void tcache_free(struct pyai_tcache *tc)
 {
+	if (pyai_last == tc)
+		pyai_last = &pyai_no_tcache;
 	pyai_meta_free(tc, tc->map_len);
 }
 
@@ -310,8 +338,10 @@ static struct pyai_tcache *tcache_get(struct pya_heap *h)
 		return NULL;
 	if (t) {
 		tc = t->cache[h->slot];
-		if (tc && PYAI_LOAD(tc->heap) == h)
+		if (tc && PYAI_LOAD(tc->heap) == h) {
+			pyai_last = tc;
 			return tc;
+		}
 	}
 	pyai_busy = true;
 	if (!t) {
@@ -347,12 +377,20 @@ static struct pyai_tcache *tcache_get(struct pya_heap *h)
 	h->caches = tc;
 	pyai_lock_release();
 	t->cache[h->slot] = tc;
+	pyai_last = tc;
 out:
 	pyai_busy = false;
 	return tc;
 }
 
 /* --- allocation ------------------------------------------------------- */
+
+/* Hand @p out: clear the double-free key (see pyai_fast_free()). */
+static inline void *handout(void *p)
+{
+	*(uint64_t *)p = 0;
+	return p;
+}
 
 static void *direct_alloc(struct pya_heap *h, unsigned int c)
 {
@@ -361,7 +399,7 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 	if (kernel_alloc(h, NULL, c, 1, &p) < 0)
 		return NULL;
 	PYAI_ADD(h->retired.direct_allocs, 1);
-	return p;
+	return handout(p);
 }
 
 /* Fill the empty magazine @m; the newest block is left out of its count
@@ -379,8 +417,12 @@ static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 	return n;
 }
 
-static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
-						  unsigned int c)
+/*
+ * A class-@c block of @h: the magazine path with every step written out,
+ * for what magazine.h's fast path declined (another heap than the thread's
+ * last, an empty magazine, a thread without a cache yet).
+ */
+void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 {
 	struct pyai_tcache *tc;
 	struct pyai_mag *m;
@@ -391,11 +433,11 @@ static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
 	tc = tcache_get(h);
 	if (!tc)
 		return direct_alloc(h, c);
-	m = &tc->mag[c];
-	if (m->count) {		/* a fresh cache that already had blocks */
+	m = pyai_mag_of(tc, c);
+	if (m->count) {
 		PYAI_BUMP(tc->ctr.mag_hits, 1);
 		PYAI_STORE(m->count, m->count - 1);
-		return m->slots[m->count];
+		return handout(m->slots[m->count]);
 	}
 	n = refill(h, tc, c, m);
 	if (n < 0 && errno == ENOMEM && !h->lost && tcache_drain_all(tc))
@@ -405,24 +447,7 @@ static __attribute__((noinline)) void *alloc_slow(struct pya_heap *h,
 	if (n < 0)
 		return NULL;
 	PYAI_BUMP(tc->ctr.mag_misses, 1);
-	return m->slots[n - 1];
-}
-
-void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
-{
-	struct pyai_tcache *tc = tcache_of(h);
-
-	if (likely(tc)) {
-		struct pyai_mag *m = &tc->mag[c];
-		uint32_t n = m->count;
-
-		if (likely(n)) {
-			PYAI_BUMP(tc->ctr.mag_hits, 1);
-			PYAI_STORE(m->count, n - 1);
-			return m->slots[n - 1];
-		}
-	}
-	return alloc_slow(h, c);
+	return handout(m->slots[n - 1]);
 }
 
 /* --- free ------------------------------------------------------------- */
@@ -434,67 +459,51 @@ static void direct_free(struct pya_heap *h, void *p, const char *fn)
 }
 
 /*
+ * Free the class-@c block @p of @h (the caller checked that it is one):
+ * the slow path of pyai_fast_free(), and the way in for frees that know
+ * their heap and class (realloc).
+ *
  * A block freed twice in the magazine path would be handed out twice
  * before the kernel ever sees it (it checks every block, but only when a
- * magazine drains).  The common case, freeing again a block freed moments
- * ago, is caught here at the call site, like glibc's tcache check: the
- * newest PYAI_DF_WINDOW entries of the magazine are compared, a few loads
- * of a line the push writes anyway.  Older double frees are still caught
- * by the kernel at the next drain.
+ * magazine drains).  So every block pushed gets the process's key in its
+ * first word, and one that has it already is looked for in the whole
+ * magazine: found, it is a double free, caught at the call site as glibc's
+ * tcache does; not found, the program merely stored that value.  A second
+ * free of a block that has left the magazine is caught by the kernel at
+ * the next drain.
  */
-#define PYAI_DF_WINDOW	4
-
-static inline void check_double_free(const struct pyai_mag *m, uint32_t n,
-				     const void *p, const char *fn)
-{
-	uint32_t i = n, lo = n > PYAI_DF_WINDOW ? n - PYAI_DF_WINDOW : 0;
-
-	while (i-- > lo)
-		if (unlikely(m->slots[i] == p))
-			pyai_fatal("%s(): double free %p", fn, p);
-}
-
-static __attribute__((noinline)) void free_slow(struct pya_heap *h, void *p,
-						unsigned int c, const char *fn)
+void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
+		     const char *fn)
 {
 	struct pyai_tcache *tc;
 	struct pyai_mag *m;
+	uint32_t i;
 
 	if (h->flags & PYA_HEAP_DEBUG)
 		return direct_free(h, p, fn);
+	if (unlikely(__atomic_load_n(&h->lost, __ATOMIC_RELAXED))) {
+		/* Dropped, untouched: a forked child whose copy failed
+		 * faults on every byte of the window. */
+		PYAI_ADD(h->retired.lost_blocks, 1);
+		return;
+	}
 	tc = tcache_get(h);
 	if (!tc)
 		return direct_free(h, p, fn);
-	m = &tc->mag[c];
-	check_double_free(m, m->count, p, fn);
+	m = pyai_mag_of(tc, c);
+	if (*(uint64_t *)p == PYAI_FREED_KEY)
+		for (i = 0; i < m->count; i++)
+			if (unlikely(m->slots[i] == p))
+				pyai_fatal("%s(): double free %p", fn, p);
 	if (m->count == m->cap) {
 		mag_drain(h, tc, m, h->batch[c]);
 		PYAI_BUMP(tc->ctr.free_drains, 1);
 	} else {
 		PYAI_BUMP(tc->ctr.free_hits, 1);
 	}
+	*(uint64_t *)p = PYAI_FREED_KEY;
 	m->slots[m->count] = p;
 	PYAI_STORE(m->count, m->count + 1);
-}
-
-void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
-		     const char *fn)
-{
-	struct pyai_tcache *tc = tcache_of(h);
-
-	if (likely(tc)) {
-		struct pyai_mag *m = &tc->mag[c];
-		uint32_t n = m->count;
-
-		if (likely(n < m->cap)) {
-			check_double_free(m, n, p, fn);
-			PYAI_BUMP(tc->ctr.free_hits, 1);
-			m->slots[n] = p;
-			PYAI_STORE(m->count, n + 1);
-			return;
-		}
-	}
-	free_slow(h, p, c, fn);
 }
 
 /* --- flushing: explicit, heap close, thread exit ----------------------- */
@@ -520,6 +529,8 @@ void pyai_heap_detach_caches(struct pya_heap *h)
 
 		tcache_drain_all(tc);
 		tcache_unlink(tc);
+		/* Turns the owner's fast paths away (magazine.h). */
+		PYAI_STORE(tc->window_size, 0);
 		PYAI_STORE(tc->heap, NULL);
 	}
 }
@@ -536,6 +547,7 @@ static void thread_exit(void *arg)
 	 */
 	pyai_exiting = true;
 	pyai_self = NULL;
+	pyai_last = &pyai_no_tcache;
 	pyai_lock_take();
 	for (i = 0; i < PYA_MAX_HEAPS; i++) {
 		struct pyai_tcache *tc = t->cache[i];
@@ -625,19 +637,22 @@ static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 		 * every access to the window would fault.
 		 */
 		if (h->lost || (!mine && !pyai_fork_drain_ok)) {
-			for (c = 0; c < PYA_MAX_CLASSES; c++) {
-				tc->ctr.lost_blocks += tc->mag[c].count;
-				tc->mag[c].count = 0;
+			for (c = 0; c < h->nclasses; c++) {
+				tc->ctr.lost_blocks += pyai_mag_of(tc, c)->count;
+				pyai_mag_of(tc, c)->count = 0;
 			}
+			/* No fast free may touch a block of a lost heap. */
+			if (h->lost)
+				tc->window_size = 0;
 		} else if (!mine) {
 			tcache_drain_all(tc);
 		}
 		return;
 	}
 	/* Shared heap: the parent's magazines own these blocks. */
-	for (c = 0; c < PYA_MAX_CLASSES; c++) {
-		tc->ctr.forks_dropped += tc->mag[c].count;
-		tc->mag[c].count = 0;
+	for (c = 0; c < h->nclasses; c++) {
+		tc->ctr.forks_dropped += pyai_mag_of(tc, c)->count;
+		pyai_mag_of(tc, c)->count = 0;
 	}
 }
 
@@ -736,8 +751,8 @@ void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
 	for (tc = h->caches; tc; tc = tc->next) {
 		for (i = 0; i < n; i++)
 			dst[i] += PYAI_LOAD(((uint64_t *)&tc->ctr)[i]);
-		for (c = 0; c < PYA_MAX_CLASSES; c++)
-			cached[c] += PYAI_LOAD(tc->mag[c].count);
+		for (c = 0; c < h->nclasses; c++)
+			cached[c] += PYAI_LOAD(pyai_mag_of(tc, c)->count);
 	}
 	pyai_lock_release();
 }

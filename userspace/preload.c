@@ -49,7 +49,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "magazine.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -117,7 +117,17 @@ static inline void *small_alloc(struct pya_heap *h, size_t n)
 	return p;
 }
 
-EXPORT void *malloc(size_t n)
+/* log2 of the heap's granularity, PYALLOC_GRANULARITY_16: a constant here. */
+#define PRE_SHIFT	4
+
+/*
+ * The entry points first try magazine.h's inline fast paths on the thread's
+ * magazines for our heap (the library's only heap in this object, so the
+ * thread's last-used tcache is either that or the empty one, which
+ * declines: before the constructor, and in a thread that has not yet
+ * allocated).  What they decline goes below.
+ */
+static __attribute__((noinline)) void *malloc_slow(size_t n)
 {
 	struct pya_heap *h = heap_get();
 
@@ -128,6 +138,17 @@ EXPORT void *malloc(size_t n)
 			return p;
 	}
 	return __libc_malloc(n);
+}
+
+EXPORT void *malloc(size_t n)
+{
+	if (likely(pyai_small_request(n))) {
+		void *p = pyai_fast_alloc(pyai_last, n, PRE_SHIFT);
+
+		if (likely(p))
+			return p;
+	}
+	return malloc_slow(n);
 }
 
 /* Free a block of our window; abort on a pointer that is not a block. */
@@ -142,7 +163,7 @@ static void small_free(struct pya_heap *h, void *p, const char *fn)
 	errno = err;
 }
 
-EXPORT void free(void *p)
+static __attribute__((noinline)) void free_slow(void *p)
 {
 	struct pya_heap *h = heap_get();
 
@@ -152,15 +173,29 @@ EXPORT void free(void *p)
 		__libc_free(p);		/* preserves errno (glibc >= 2.33) */
 }
 
+EXPORT void free(void *p)
+{
+	if (likely(pyai_fast_free(pyai_last, p)))
+		return;
+	free_slow(p);
+}
+
 EXPORT void *calloc(size_t nmemb, size_t size)
 {
-	struct pya_heap *h = heap_get();
+	struct pya_heap *h;
 	size_t n;
 
 	if (__builtin_mul_overflow(nmemb, size, &n)) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (likely(pyai_small_request(n))) {
+		void *p = pyai_fast_calloc(pyai_last, n, PRE_SHIFT);
+
+		if (likely(p))
+			return p;
+	}
+	h = heap_get();
 	if (h && n <= PYA_SMALL_MAX) {
 		void *p = small_alloc(h, n);
 
@@ -176,13 +211,17 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 
 EXPORT void *realloc(void *p, size_t n)
 {
-	struct pya_heap *h = heap_get();
+	struct pya_heap *h;
 	size_t old;
 	void *q;
 	int c;
 
+	q = pyai_fast_realloc(pyai_last, p, n, PRE_SHIFT, "realloc");
+	if (likely(q))
+		return q;
 	if (!p)
 		return malloc(n);
+	h = heap_get();
 	if (!ours(h, p))
 		return __libc_realloc(p, n);	/* glibc's block stays glibc's */
 	if (n == 0) {
@@ -383,7 +422,7 @@ __attribute__((constructor)) static void pre_init(void)
 				 (int)getpid());
 		return;
 	}
-	o.granularity = PYALLOC_GRANULARITY_16;
+	o.granularity = 1U << PRE_SHIFT;
 	/* PYALLOC_LIMIT_MB: a lower memory limit for the heap (tests, or a
 	 * program that should keep most of its memory swappable). */
 	v = getenv("PYALLOC_LIMIT_MB");
