@@ -6,6 +6,7 @@
 #include "lib_util.h"
 
 #include <stdalign.h>
+#include <stddef.h>
 
 TEST(malloc_every_size)
 {
@@ -335,6 +336,19 @@ TEST(heap_options_einval)
 	errno = 0;
 	EXPECT_EQ(NULL, pya_heap_open(&big.o));
 	EXPECT_EQ(EINVAL, errno);
+
+	o.mem_limit = 0;
+	o.decay_ms = PYA_DECAY_MAX_MS + 1;
+	errno = 0;
+	EXPECT_EQ(NULL, pya_heap_open(&o));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* The struct as it was before decay_ms: accepted, default decay. */
+	o.decay_ms = 0;
+	o.size = offsetof(struct pya_heap_options, decay_ms);
+	h = pya_heap_open(&o);
+	ASSERT_NE(NULL, h);
+	EXPECT_EQ(0, pya_heap_close(h));
 }
 
 TEST(heap_close_einval)
@@ -533,6 +547,71 @@ TEST(trim_returns_every_page)
 #ifdef PYA_FAKE_DEVICE
 /* Without the device, small requests fail with ENODEV; large ones, which
  * never touch it, still work. */
+#ifndef PYA_FAKE_DEVICE
+/* One wave: 20,000 blocks of 200 bytes (about 16 arenas), all freed. */
+static uint64_t pages_after_wave(pya_heap_t *h)
+{
+	static void *p[20000];
+	struct pya_stats st;
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		p[i] = pya_heap_malloc(h, 200);
+		if (!p[i])
+			return 0;
+	}
+	for (i = 0; i < 20000; i++)
+		pya_heap_free(h, p[i]);
+	pya_heap_flush(h);
+	if (pya_heap_stats(h, &st))
+		return 0;
+	return st.pages;
+}
+
+/* Pages the heap holds once they stop changing (at most @ms). */
+static uint64_t pages_settled(pya_heap_t *h, int ms)
+{
+	struct pya_stats st = { 0 };
+
+	for (; ms > 0; ms -= 50) {
+		if (pya_heap_stats(h, &st) == 0 && st.pages == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	return st.pages;
+}
+
+/*
+ * Decay: the arenas of a wave stay, pages and all, so the next wave finds
+ * them; decay_ms later they go back.  PYA_HEAP_NO_DECAY keeps one at most.
+ */
+TEST(decay_keeps_arenas_then_gives_them_back)
+{
+	struct pya_heap_options o = PYA_HEAP_OPTIONS_INIT;
+	struct pya_stats st;
+	pya_heap_t *h;
+	uint64_t kept;
+
+	o.decay_ms = 400;
+	h = pya_heap_open(&o);
+	ASSERT_NE(NULL, h);
+	kept = pages_after_wave(h);
+	EXPECT_LT(8 * 64, kept);	/* many arenas of 64 pages */
+	/* A second wave reuses them: no new arena. */
+	ASSERT_EQ(0, pya_heap_stats(h, &st));
+	EXPECT_EQ(kept, pages_after_wave(h));
+	EXPECT_EQ(0, pages_settled(h, 5000));
+	EXPECT_EQ(0, pya_heap_close(h));
+
+	o.decay_ms = 0;
+	o.flags = PYA_HEAP_NO_DECAY;
+	h = pya_heap_open(&o);
+	ASSERT_NE(NULL, h);
+	EXPECT_GE(64, pages_after_wave(h));	/* pymalloc's one kept arena */
+	EXPECT_EQ(0, pya_heap_close(h));
+}
+#endif
+
 TEST(no_device_enodev)
 {
 	void *p;

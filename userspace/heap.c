@@ -263,7 +263,7 @@ static void heap_geometry(struct pya_heap *h)
 }
 
 static int heap_configure(struct pya_heap *h, unsigned int gran,
-			  uint64_t limit)
+			  uint64_t limit, unsigned int decay_ms)
 {
 	struct pyalloc_config cfg = { 0 };
 	uint32_t mode = h->private_mode ? PYALLOC_MODE_PRIVATE :
@@ -286,6 +286,11 @@ static int heap_configure(struct pya_heap *h, unsigned int gran,
 		cfg.flags |= PYALLOC_CONFIG_MODE;
 		cfg.mode = mode;
 	}
+	/* A module from before the decay releases emptied arenas at once. */
+	if (decay_ms && (h->info.features & PYALLOC_FEATURE_DECAY)) {
+		cfg.flags |= PYALLOC_CONFIG_DECAY;
+		cfg.decay_ms = decay_ms;
+	}
 	if (cfg.flags && pyai_heap_ioctl(h, NULL, PYALLOC_IOC_CONFIG, &cfg) < 0)
 		return -1;
 	/* Read the geometry back rather than assume it. */
@@ -299,7 +304,7 @@ static int heap_configure(struct pya_heap *h, unsigned int gran,
 	}
 	h->shift = gran == 16 ? 4 : 3;
 	heap_geometry(h);
-	return 0;
+	return pyai_depot_init(h);
 }
 
 static int heap_map(struct pya_heap *h)
@@ -323,6 +328,7 @@ static int heap_map(struct pya_heap *h)
 
 static void heap_destroy(struct pya_heap *h)
 {
+	pyai_depot_destroy(h);
 	if (h->page_class)
 		munmap(h->page_class, h->window_size >> PYAI_PAGE_SHIFT);
 	if (h->base)
@@ -396,7 +402,7 @@ struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
 			errno = EINVAL;
 			return NULL;
 		}
-		memcpy(&o, opts, sizeof(o));
+		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
 		for (size_t i = sizeof(o); i < opts->size; i++)
 			if (((const char *)opts)[i]) {
 				errno = EINVAL;
@@ -406,7 +412,8 @@ struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
 	if (o.granularity == 0)
 		o.granularity = PYALLOC_GRANULARITY_8;
 	if ((o.granularity != 8 && o.granularity != 16) ||
-	    (o.flags & ~(PYA_HEAP_DEBUG | PYA_HEAP_SHARED))) {
+	    o.decay_ms > PYA_DECAY_MAX_MS ||
+	    (o.flags & ~(PYA_HEAP_DEBUG | PYA_HEAP_SHARED | PYA_HEAP_NO_DECAY))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -434,7 +441,11 @@ struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
 		errno = EINVAL;
 		goto fail;
 	}
-	if (heap_configure(h, o.granularity, o.mem_limit) < 0)
+	if (!o.decay_ms)
+		o.decay_ms = PYA_DECAY_DEFAULT_MS;
+	if (o.flags & PYA_HEAP_NO_DECAY)
+		o.decay_ms = 0;
+	if (heap_configure(h, o.granularity, o.mem_limit, o.decay_ms) < 0)
 		goto fail;
 	h->window_size = h->info.window_size;
 	if (heap_map(h) < 0)
@@ -475,6 +486,29 @@ int pya_heap_close(pya_heap_t *h)
 	return 0;
 }
 
+/*
+ * PYALLOC_DECAY_MS for the heaps the library opens on the program's behalf
+ * (the default heap, the drop-in malloc's): milliseconds, 0 for none; a
+ * value that is not a number up to PYA_DECAY_MAX_MS is ignored.
+ */
+void pyai_env_decay(struct pya_heap_options *o)
+{
+	const char *v = getenv("PYALLOC_DECAY_MS");
+	char *end;
+	unsigned long ms;
+
+	if (!v || !*v)
+		return;
+	errno = 0;
+	ms = strtoul(v, &end, 10);
+	if (errno || *end || ms > PYA_DECAY_MAX_MS || *v == '-')
+		return;
+	if (ms)
+		o->decay_ms = (unsigned int)ms;
+	else
+		o->flags |= PYA_HEAP_NO_DECAY;
+}
+
 static void default_open(void)
 {
 	struct pya_heap_options o = PYA_HEAP_OPTIONS_INIT;
@@ -483,6 +517,7 @@ static void default_open(void)
 
 	if (g && strcmp(g, "16") == 0)
 		o.granularity = 16;
+	pyai_env_decay(&o);
 	h = pyai_heap_open(&o, 0);
 	if (!h) {
 		pyai_default_errno = errno;

@@ -176,6 +176,19 @@ static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,
 	return &tc->mag[c + 1];
 }
 
+/*
+ * The depot of one class of one heap (magazine.c): up to PYAI_DEPOT_BATCHES
+ * batches of B(c) blocks that a thread's full magazine left for another
+ * thread's empty one.
+ */
+#define PYAI_DEPOT_BATCHES	2
+
+struct pyai_depot {
+	int lock;		/* a spinlock: held for one memcpy of a batch */
+	uint32_t batches;
+	void **slots;		/* PYAI_DEPOT_BATCHES * B(c), in depot_map */
+};
+
 /* Per-thread state, reached through one initial-exec TLS pointer. */
 struct pyai_thread {
 	struct pyai_tcache *cache[PYA_MAX_HEAPS];	/* by heap slot */
@@ -223,6 +236,9 @@ struct pya_heap {
 	uint32_t limit[PYA_MAX_CLASSES];	/* blocks per page * size */
 	uint64_t divmagic[PYA_MAX_CLASSES];	/* divisibility test, see heap.c */
 	struct pyalloc_info info;
+	struct pyai_depot depot[PYA_MAX_CLASSES];
+	void *depot_map;		/* the depots' slots (meta.c) */
+	size_t depot_len;
 	struct pyai_tcache *caches;	/* live thread caches, under pyai_lock */
 	struct pyai_counters retired;	/* exited threads, direct path (atomic) */
 };
@@ -268,6 +284,7 @@ struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
 int pyai_heap_check_fd(struct pya_heap *h);
 void pyai_heap_lose(struct pya_heap *h, int err);
 struct pya_heap *pyai_default_heap(void);
+void pyai_env_decay(struct pya_heap_options *o);
 struct pya_heap *pyai_heap_of(const void *p);
 void pyai_heap_foreach(void (*fn)(struct pya_heap *h, void *arg), void *arg);
 int pyai_heap_ioctl(struct pya_heap *h, struct pyai_counters *ctr,
@@ -333,6 +350,9 @@ int pyai_flush_thread(struct pya_heap *h);
 void pyai_retire_thread(void);
 void pyai_after_raw_fork(void);	/* under pyai_lock */
 void pyai_heap_detach_caches(struct pya_heap *h);	/* under pyai_lock */
+int pyai_depot_init(struct pya_heap *h);
+void pyai_depot_destroy(struct pya_heap *h);
+unsigned int pyai_depot_flush(struct pya_heap *h);
 void pyai_magazine_init(void);
 void pyai_fork_prepare(void);
 void pyai_fork_parent(void);

@@ -231,20 +231,193 @@ lost:
 	errno = err;
 }
 
+/* --- the depot ----------------------------------------------------------- */
+
+/*
+ * The depot layer of Bonwick and Adams: per heap and class, a few full
+ * batches that one thread's overflowing magazine leaves and another
+ * thread's empty magazine takes.  A producer thread that allocates what a
+ * consumer thread frees then gets its blocks back without the two system
+ * calls of a drain and a refill.  A drain that finds the depot full, and a
+ * refill that finds it empty, go to the kernel as before; it never holds
+ * more than PYAI_DEPOT_BATCHES batches a class, and pya_heap_trim(),
+ * pya_heap_flush()... give them back (pyai_depot_flush()).
+ *
+ * Depot operations happen inside a refill or a drain, between kop_enter()
+ * and kop_exit(), so fork() never finds a depot lock held (see
+ * pyai_fork_prepare()); the child resets the locks all the same.
+ */
+static void depot_lock(struct pyai_depot *d)
+{
+	unsigned int spins = 0;
+
+	while (__atomic_exchange_n(&d->lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&d->lock, __ATOMIC_RELAXED))
+			if (++spins % 64 == 0)
+				sched_yield();
+}
+
+static void depot_unlock(struct pyai_depot *d)
+{
+	__atomic_store_n(&d->lock, 0, __ATOMIC_RELEASE);
+}
+
+int pyai_depot_init(struct pya_heap *h)
+{
+	size_t total = 0, off = 0;
+	unsigned int c;
+
+	if (h->flags & PYA_HEAP_DEBUG)
+		return 0;	/* no magazines, no depot */
+	for (c = 0; c < h->nclasses; c++)
+		total += (size_t)PYAI_DEPOT_BATCHES * h->batch[c];
+	h->depot_len = total * sizeof(void *);
+	h->depot_map = pyai_meta_alloc(h->depot_len);
+	if (!h->depot_map)
+		return -1;
+	for (c = 0; c < h->nclasses; c++) {
+		h->depot[c].slots = (void **)h->depot_map + off;
+		off += (size_t)PYAI_DEPOT_BATCHES * h->batch[c];
+	}
+	return 0;
+}
+
+void pyai_depot_destroy(struct pya_heap *h)
+{
+	if (h->depot_map)
+		pyai_meta_free(h->depot_map, h->depot_len);
+	h->depot_map = NULL;
+}
+
+/* Leave the batch @blocks (B(c) of them) in the depot; false if it is full. */
+static bool depot_put(struct pya_heap *h, unsigned int c, void *const *blocks)
+{
+	struct pyai_depot *d = &h->depot[c];
+	uint32_t b = h->batch[c];
+	bool ok = false;
+
+	if (!h->depot_map || __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
+		return false;
+	depot_lock(d);
+	if (d->batches < PYAI_DEPOT_BATCHES) {
+		memcpy(d->slots + (size_t)d->batches * b, blocks, b * sizeof(void *));
+		d->batches++;
+		ok = true;
+	}
+	depot_unlock(d);
+	return ok;
+}
+
+/* Take a batch of class @c into @out: B(c) blocks, or 0 if there is none. */
+static uint32_t depot_get(struct pya_heap *h, unsigned int c, void **out)
+{
+	struct pyai_depot *d = &h->depot[c];
+	uint32_t b = h->batch[c], n = 0;
+
+	if (!h->depot_map || !__atomic_load_n(&d->batches, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
+		return 0;
+	depot_lock(d);
+	if (d->batches) {
+		d->batches--;
+		memcpy(out, d->slots + (size_t)d->batches * b, b * sizeof(void *));
+		n = b;
+	}
+	depot_unlock(d);
+	return n;
+}
+
+/* Is @p in the depot of class @c?  (A double free, see pyai_small_free().) */
+static bool depot_holds(struct pya_heap *h, unsigned int c, const void *p)
+{
+	struct pyai_depot *d = &h->depot[c];
+	size_t i, n;
+	bool found = false;
+
+	if (!h->depot_map)
+		return false;
+	depot_lock(d);
+	n = (size_t)d->batches * h->batch[c];
+	for (i = 0; i < n && !found; i++)
+		found = d->slots[i] == p;
+	depot_unlock(d);
+	return found;
+}
+
+/* Give every batch in @h's depots back to the kernel; blocks returned. */
+unsigned int pyai_depot_flush(struct pya_heap *h)
+{
+	void *batch[PYAI_MAG_BATCH_MAX];
+	unsigned int c, n = 0;
+	uint32_t got;
+
+	for (c = 0; c < h->nclasses; c++) {
+		kop_enter();
+		while ((got = depot_get(h, c, batch))) {
+			kernel_free(h, NULL, batch, got, NULL);
+			n += got;
+		}
+		kop_exit();
+	}
+	return n;
+}
+
+/*
+ * A forked child's depots, where no other thread exists: unlocked; their
+ * blocks kept in a private heap (the child's own copies), forgotten in a
+ * shared heap (the parent's) or a lost one (every access would fault),
+ * and counted as the magazines' are.
+ */
+static void depot_fork_child(struct pya_heap *h, void *arg)
+{
+	bool keep = h->private_mode && !h->lost;
+	unsigned int c;
+	uint64_t n;
+
+	(void)arg;
+	for (c = 0; c < h->nclasses; c++) {
+		h->depot[c].lock = 0;
+		if (keep)
+			continue;
+		n = (uint64_t)h->depot[c].batches * h->batch[c];
+		if (h->private_mode)
+			h->retired.lost_blocks += n;
+		else
+			h->retired.forks_dropped += n;
+		h->depot[c].batches = 0;
+	}
+}
+
+/* After a fork without handlers: a depot's lock may be held by a thread
+ * that does not exist here; its batches are consistent or leaked. */
+static void depot_unlock_all(struct pya_heap *h, void *arg)
+{
+	unsigned int c;
+
+	(void)arg;
+	for (c = 0; c < h->nclasses; c++)
+		h->depot[c].lock = 0;
+}
+
 /* --- magazines -------------------------------------------------------- */
 
-/* Return the @n oldest blocks of @m to the kernel. */
+/*
+ * Take the @n oldest blocks out of @m: into the depot when @to_depot and
+ * they are one batch that fits, else back to the kernel.
+ */
 static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
-		      struct pyai_mag *m, uint32_t n)
+		      struct pyai_mag *m, uint32_t n, bool to_depot)
 {
 	uint32_t count = m->count;
+	unsigned int c = (unsigned int)(m - tc->mag) - 1;
 
 	if (n > count)
 		n = count;
 	if (!n)
 		return;
 	kop_enter();
-	kernel_free(h, tc, m->slots, n, NULL);
+	if (!(to_depot && n == h->batch[c] && depot_put(h, c, m->slots)))
+		kernel_free(h, tc, m->slots, n, NULL);
 	memmove(m->slots, m->slots + n, (count - n) * sizeof(void *));
 	PYAI_STORE(m->count, count - n);
 	kop_exit();
@@ -259,7 +432,7 @@ static unsigned int tcache_drain_all(struct pyai_tcache *tc)
 		struct pyai_mag *m = pyai_mag_of(tc, c);
 
 		n += m->count;
-		mag_drain(h, tc, m, m->count);
+		mag_drain(h, tc, m, m->count, false);
 	}
 	return n;
 }
@@ -410,7 +583,9 @@ static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 	int n;
 
 	kop_enter();
-	n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+	n = (int)depot_get(h, c, m->slots);
+	if (!n)
+		n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
 	if (n > 0)
 		PYAI_STORE(m->count, (uint32_t)n - 1);
 	kop_exit();
@@ -440,7 +615,8 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 		return handout(m->slots[m->count]);
 	}
 	n = refill(h, tc, c, m);
-	if (n < 0 && errno == ENOMEM && !h->lost && tcache_drain_all(tc))
+	if (n < 0 && errno == ENOMEM && !h->lost &&
+	    tcache_drain_all(tc) + pyai_depot_flush(h))
 		/* Blocks this thread hoards in other classes may be holding
 		 * the pages the kernel needs: give them back, try again. */
 		n = refill(h, tc, c, m);
@@ -491,12 +667,15 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 	if (!tc)
 		return direct_free(h, p, fn);
 	m = pyai_mag_of(tc, c);
-	if (*(uint64_t *)p == PYAI_FREED_KEY)
+	if (*(uint64_t *)p == PYAI_FREED_KEY) {
 		for (i = 0; i < m->count; i++)
 			if (unlikely(m->slots[i] == p))
 				pyai_fatal("%s(): double free %p", fn, p);
+		if (unlikely(depot_holds(h, c, p)))
+			pyai_fatal("%s(): double free %p", fn, p);
+	}
 	if (m->count == m->cap) {
-		mag_drain(h, tc, m, h->batch[c]);
+		mag_drain(h, tc, m, h->batch[c], true);
 		PYAI_BUMP(tc->ctr.free_drains, 1);
 	} else {
 		PYAI_BUMP(tc->ctr.free_hits, 1);
@@ -517,6 +696,7 @@ int pyai_flush_thread(struct pya_heap *h)
 		tcache_drain_all(tc);
 		pyai_lock_release();
 	}
+	pyai_depot_flush(h);
 	return 0;
 }
 
@@ -556,6 +736,9 @@ static void thread_exit(void *arg)
 			continue;
 		if (tc->heap) {
 			tcache_drain_all(tc);
+			/* And the depot: nothing a thread leaves behind stays
+			 * cached once it is gone. */
+			pyai_depot_flush(tc->heap);
 			tcache_retire(tc);
 			tcache_unlink(tc);
 		}
@@ -682,6 +865,7 @@ void pyai_fork_child(void)
 	__atomic_store_n(&pyai_kops_active, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&pyai_forking, 0, __ATOMIC_RELAXED);
 	pyai_heap_foreach(fork_child_check, NULL);
+	pyai_heap_foreach(depot_fork_child, NULL);
 	for (t = pyai_threads; t; t = next) {
 		next = t->next;
 		for (i = 0; i < PYA_MAX_HEAPS; i++) {
@@ -730,6 +914,7 @@ void pyai_fork_child(void)
  */
 void pyai_after_raw_fork(void)
 {
+	pyai_heap_foreach(depot_unlock_all, NULL);
 	pyai_large_fork_child();
 }
 
@@ -754,5 +939,9 @@ void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
 		for (c = 0; c < h->nclasses; c++)
 			cached[c] += PYAI_LOAD(pyai_mag_of(tc, c)->count);
 	}
+	/* Batches in the depot are cached blocks too. */
+	for (c = 0; c < h->nclasses; c++)
+		cached[c] += (uint64_t)__atomic_load_n(&h->depot[c].batches,
+						       __ATOMIC_RELAXED) * h->batch[c];
 	pyai_lock_release();
 }

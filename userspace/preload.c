@@ -428,6 +428,7 @@ __attribute__((constructor)) static void pre_init(void)
 	v = getenv("PYALLOC_LIMIT_MB");
 	if (v && *v)
 		o.mem_limit = strtoull(v, NULL, 10) << 20;
+	pyai_env_decay(&o);
 	h = pyai_heap_open(&o, PYAI_HEAP_CHECK_FD);
 	if (!h) {
 		if (pyai_verbose)

@@ -59,6 +59,8 @@ typedef struct pya_heap pya_heap_t;
  * a heap is private across fork, like malloc's: the child gets its own copy
  * of every block, taken by the kernel at the instant of fork(). */
 #define PYA_HEAP_SHARED		(1U << 1)
+/* Emptied arenas go back to the kernel at once (see decay_ms below). */
+#define PYA_HEAP_NO_DECAY	(1U << 2)
 
 /**
  * struct pya_heap_options - how to open a heap
@@ -67,15 +69,28 @@ typedef struct pya_heap pya_heap_t;
  * @granularity: size-class step, 8 or 16 bytes; 0 means 8
  * @mem_limit:   bytes of device memory the heap may hold; 0 keeps the
  *               module's limit, which can only be lowered (higher: EINVAL)
+ * @decay_ms:    how long arenas that became empty stay mapped, pages and
+ *               all, for the program's next wave of allocations (like
+ *               jemalloc's dirty_decay_ms); 0 means PYA_DECAY_DEFAULT_MS.
+ *               PYA_HEAP_NO_DECAY gives them back at once instead (all but
+ *               one, pymalloc's policy).  pya_heap_trim() gives every
+ *               empty arena back at any time.  Up to 60000; a module
+ *               without the decay (PYALLOC_FEATURE_DECAY) ignores it.
  */
 struct pya_heap_options {
 	size_t size;
 	unsigned int flags;
 	unsigned int granularity;
 	uint64_t mem_limit;
+	unsigned int decay_ms;
 };
 
-#define PYA_HEAP_OPTIONS_INIT { sizeof(struct pya_heap_options), 0, 0, 0 }
+#define PYA_HEAP_OPTIONS_INIT { sizeof(struct pya_heap_options), 0, 0, 0, 0 }
+
+/* Emptied arenas stay this long by default (PYALLOC_DECAY_MS overrides it
+ * for the default heap and the drop-in malloc). */
+#define PYA_DECAY_DEFAULT_MS	500
+#define PYA_DECAY_MAX_MS	60000
 
 /* The default heap: malloc-shaped calls, opened at first use. */
 PYA_API PYA_MALLOC_ATTR void *pya_malloc(size_t size);
