@@ -153,6 +153,9 @@ struct pyai_tcache {
 	struct pyai_tcache *next;	/* on heap->caches, under pyai_lock */
 	struct pyai_tcache **pprev;
 	size_t map_len;			/* bytes of this tcache's mapping */
+	/* Per magazine entry, the last trip to the kernel or depot:
+	 * PYAI_TRIP_REFILL or PYAI_TRIP_DRAIN (magazine.c, streaks). */
+	uint8_t last_trip[PYAI_MAG_ENTRIES];
 	/*
 	 * The slot arrays of every class, laid out back to back.  They live
 	 * in the same mapping as the tcache rather than in malloc()ed arrays:
@@ -168,6 +171,9 @@ _Static_assert(offsetof(struct pyai_tcache, check) ==
 	       PYAI_MAG_ENTRIES * sizeof(struct pyai_mag) &&
 	       sizeof(struct pyai_mag) == sizeof(struct pyai_blockcheck),
 	       "check[] must follow mag[] entry for entry");
+
+#define PYAI_TRIP_REFILL	1
+#define PYAI_TRIP_DRAIN		2
 
 /* Class @c's magazine in @tc. */
 static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,

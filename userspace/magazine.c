@@ -152,7 +152,7 @@ static inline struct pyai_tcache *tcache_of(const struct pya_heap *h)
 static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
 			unsigned int c, uint32_t want, void **out)
 {
-	uint64_t offs[PYAI_MAG_BATCH_MAX];
+	uint64_t offs[2 * PYAI_MAG_BATCH_MAX];
 	struct pyalloc_alloc a = {
 		.size = pyai_class_size(h, c),
 		.offsets = (uintptr_t)offs,
@@ -289,42 +289,46 @@ void pyai_depot_destroy(struct pya_heap *h)
 	h->depot_map = NULL;
 }
 
-/* Leave the batch @blocks (B(c) of them) in the depot; false if it is full. */
-static bool depot_put(struct pya_heap *h, unsigned int c, void *const *blocks)
+/* Leave as many whole batches of the @n @blocks in the depot as it has
+ * room for; blocks it took. */
+static uint32_t depot_put(struct pya_heap *h, unsigned int c,
+			  void *const *blocks, uint32_t n)
 {
 	struct pyai_depot *d = &h->depot[c];
-	uint32_t b = h->batch[c];
-	bool ok = false;
+	uint32_t b = h->batch[c], k;
 
-	if (!h->depot_map || __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
-		return false;
+	if (!h->depot_map || n < b || __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
+		return 0;
 	depot_lock(d);
-	if (d->batches < PYAI_DEPOT_BATCHES) {
-		memcpy(d->slots + (size_t)d->batches * b, blocks, b * sizeof(void *));
-		d->batches++;
-		ok = true;
-	}
+	k = PYAI_DEPOT_BATCHES - d->batches;
+	if (k > n / b)
+		k = n / b;
+	memcpy(d->slots + (size_t)d->batches * b, blocks,
+	       (size_t)k * b * sizeof(void *));
+	d->batches += k;
 	depot_unlock(d);
-	return ok;
+	return k * b;
 }
 
-/* Take a batch of class @c into @out: B(c) blocks, or 0 if there is none. */
-static uint32_t depot_get(struct pya_heap *h, unsigned int c, void **out)
+/* Take up to @want blocks of class @c, in whole batches, into @out. */
+static uint32_t depot_get(struct pya_heap *h, unsigned int c, void **out,
+			  uint32_t want)
 {
 	struct pyai_depot *d = &h->depot[c];
-	uint32_t b = h->batch[c], n = 0;
+	uint32_t b = h->batch[c], k;
 
 	if (!h->depot_map || !__atomic_load_n(&d->batches, __ATOMIC_RELAXED) ||
 	    __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
 		return 0;
 	depot_lock(d);
-	if (d->batches) {
-		d->batches--;
-		memcpy(out, d->slots + (size_t)d->batches * b, b * sizeof(void *));
-		n = b;
-	}
+	k = d->batches;
+	if (k > want / b)
+		k = want / b;
+	d->batches -= k;
+	memcpy(out, d->slots + (size_t)d->batches * b,
+	       (size_t)k * b * sizeof(void *));
 	depot_unlock(d);
-	return n;
+	return k * b;
 }
 
 /* Is @p in the depot of class @c?  (A double free, see pyai_small_free().) */
@@ -353,7 +357,7 @@ unsigned int pyai_depot_flush(struct pya_heap *h)
 
 	for (c = 0; c < h->nclasses; c++) {
 		kop_enter();
-		while ((got = depot_get(h, c, batch))) {
+		while ((got = depot_get(h, c, batch, PYAI_MAG_BATCH_MAX))) {
 			kernel_free(h, NULL, batch, got, NULL);
 			n += got;
 		}
@@ -408,7 +412,7 @@ static void depot_unlock_all(struct pya_heap *h, void *arg)
 static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 		      struct pyai_mag *m, uint32_t n, bool to_depot)
 {
-	uint32_t count = m->count;
+	uint32_t count = m->count, kept;
 	unsigned int c = (unsigned int)(m - tc->mag) - 1;
 
 	if (n > count)
@@ -416,8 +420,9 @@ static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 	if (!n)
 		return;
 	kop_enter();
-	if (!(to_depot && n == h->batch[c] && depot_put(h, c, m->slots)))
-		kernel_free(h, tc, m->slots, n, NULL);
+	kept = to_depot ? depot_put(h, c, m->slots, n) : 0;
+	if (kept < n)
+		kernel_free(h, tc, m->slots + kept, n - kept, NULL);
 	memmove(m->slots, m->slots + n, (count - n) * sizeof(void *));
 	PYAI_STORE(m->count, count - n);
 	kop_exit();
@@ -577,15 +582,24 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 
 /* Fill the empty magazine @m; the newest block is left out of its count
  * for the caller.  Blocks, or -1 with errno. */
+/*
+ * Streaks: a refill right after a refill (the program is growing this
+ * class) fills the whole magazine, and a drain right after a drain empties
+ * it, so a wave of allocations or frees costs half the trips; mixed use
+ * keeps the half-full magazine of B blocks.
+ */
 static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 		  struct pyai_mag *m)
 {
+	uint32_t want = tc->last_trip[c + 1] == PYAI_TRIP_REFILL ?
+			m->cap : h->batch[c];
 	int n;
 
+	tc->last_trip[c + 1] = PYAI_TRIP_REFILL;
 	kop_enter();
-	n = (int)depot_get(h, c, m->slots);
+	n = (int)depot_get(h, c, m->slots, want);
 	if (!n)
-		n = kernel_alloc(h, tc, c, h->batch[c], m->slots);
+		n = kernel_alloc(h, tc, c, want, m->slots);
 	if (n > 0)
 		PYAI_STORE(m->count, (uint32_t)n - 1);
 	kop_exit();
@@ -675,7 +689,9 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 			pyai_fatal("%s(): double free %p", fn, p);
 	}
 	if (m->count == m->cap) {
-		mag_drain(h, tc, m, h->batch[c], true);
+		mag_drain(h, tc, m, tc->last_trip[c + 1] == PYAI_TRIP_DRAIN ?
+				    m->cap : h->batch[c], true);
+		tc->last_trip[c + 1] = PYAI_TRIP_DRAIN;
 		PYAI_BUMP(tc->ctr.free_drains, 1);
 	} else {
 		PYAI_BUMP(tc->ctr.free_hits, 1);
