@@ -18,13 +18,17 @@ static struct pya_heap *heap_or_default(struct pya_heap *h)
 }
 
 /*
- * Is @tc the thread's magazines for @h (NULL: the default heap)?  Then the
- * inline fast paths may serve the call.
+ * The thread's magazines for @h (NULL: the default heap) if the inline fast
+ * paths may serve the call, else the empty tcache, which declines.
  */
-static inline bool tcache_is(const struct pyai_tcache *tc,
-			     const struct pya_heap *h)
+static inline struct pyai_tcache *tcache_for(const struct pya_heap *h)
 {
-	return h ? tc->heap == h : tc->is_default;
+	struct pyai_tcache *tc;
+
+	if (!h)
+		return pyai_last_default;
+	tc = pyai_last;
+	return tc->heap == h ? tc : &pyai_no_tcache;
 }
 
 static __attribute__((noinline)) void *malloc_slow(struct pya_heap *h,
@@ -40,9 +44,9 @@ static __attribute__((noinline)) void *malloc_slow(struct pya_heap *h,
 
 static inline void *heap_malloc(struct pya_heap *h, size_t n)
 {
-	struct pyai_tcache *tc = pyai_last;
+	struct pyai_tcache *tc = tcache_for(h);
 
-	if (likely(tcache_is(tc, h) && pyai_small_request(n))) {
+	if (likely(pyai_small_request(n))) {
 		void *p = pyai_fast_alloc(tc, n, tc->shift);
 
 		if (likely(p))
@@ -64,7 +68,7 @@ void *pya_malloc(size_t n)
 static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
 				size_t size)
 {
-	struct pyai_tcache *tc = pyai_last;
+	struct pyai_tcache *tc = tcache_for(h);
 	size_t n;
 	void *p;
 
@@ -74,7 +78,7 @@ static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
 	}
 	/* The kernel zeroes fresh pages only; a reused block keeps whatever
 	 * was last written to it. */
-	if (likely(tcache_is(tc, h) && pyai_small_request(n))) {
+	if (likely(pyai_small_request(n))) {
 		p = pyai_fast_calloc(tc, n, tc->shift);
 		if (likely(p))
 			return p;
@@ -133,9 +137,7 @@ void pya_free(void *p)
 
 void pya_heap_free(pya_heap_t *h, void *p)
 {
-	struct pyai_tcache *tc = pyai_last;
-
-	if (likely(tcache_is(tc, h) && pyai_fast_free(tc, p)))
+	if (likely(pyai_fast_free(tcache_for(h), p)))
 		return;
 	if (!p)
 		return;
@@ -196,16 +198,14 @@ static void *realloc_small(struct pya_heap *owner, void *p, size_t n,
 
 static void *do_realloc(struct pya_heap *h, void *p, size_t n, const char *fn)
 {
-	struct pyai_tcache *tc = pyai_last;
+	struct pyai_tcache *tc = tcache_for(h);
 	struct pya_heap *owner;
 	void *q;
 
 	/* Small to small in the thread's last-used heap: inline. */
-	if (likely(tcache_is(tc, h))) {
-		q = pyai_fast_realloc(tc, p, n, tc->shift, fn);
-		if (likely(q))
-			return q;
-	}
+	q = pyai_fast_realloc(tc, p, n, tc->shift, fn);
+	if (likely(q))
+		return q;
 	if (!p)
 		return heap_malloc(h, n);
 	if (n == 0)

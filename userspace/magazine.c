@@ -55,8 +55,17 @@
  * it exits, so the fast paths need no NULL test.  Its shift keeps the
  * largest small request's index inside mag[].
  */
-static struct pyai_tcache pyai_no_tcache = { .shift = 3 };
+struct pyai_tcache pyai_no_tcache = { .shift = 3 };
 __thread struct pyai_tcache *pyai_last TLS_IE = &pyai_no_tcache;
+__thread struct pyai_tcache *pyai_last_default TLS_IE = &pyai_no_tcache;
+
+/* The thread uses @tc now: the fast paths' way in (magazine.h). */
+static inline void tcache_use(struct pyai_tcache *tc)
+{
+	pyai_last = tc;
+	if (tc->is_default)
+		pyai_last_default = tc;
+}
 
 static __thread struct pyai_thread *pyai_self TLS_IE;
 /* Set once the thread's destructor ran: later calls go straight to the
@@ -125,7 +134,7 @@ static inline struct pyai_tcache *tcache_of(const struct pya_heap *h)
 	tc = t->cache[h->slot];
 	if (unlikely(!tc || PYAI_LOAD(tc->heap) != h))
 		return NULL;
-	pyai_last = tc;
+	tcache_use(tc);
 	return tc;
 }
 
@@ -481,6 +490,8 @@ static void tcache_free(struct pyai_tcache *tc)
 {
 	if (pyai_last == tc)
 		pyai_last = &pyai_no_tcache;
+	if (pyai_last_default == tc)
+		pyai_last_default = &pyai_no_tcache;
 	pyai_meta_free(tc, tc->map_len);
 }
 
@@ -517,7 +528,7 @@ static struct pyai_tcache *tcache_get(struct pya_heap *h)
 	if (t) {
 		tc = t->cache[h->slot];
 		if (tc && PYAI_LOAD(tc->heap) == h) {
-			pyai_last = tc;
+			tcache_use(tc);
 			return tc;
 		}
 	}
@@ -555,7 +566,7 @@ static struct pyai_tcache *tcache_get(struct pya_heap *h)
 	h->caches = tc;
 	pyai_lock_release();
 	t->cache[h->slot] = tc;
-	pyai_last = tc;
+	tcache_use(tc);
 out:
 	pyai_busy = false;
 	return tc;
@@ -744,6 +755,7 @@ static void thread_exit(void *arg)
 	pyai_exiting = true;
 	pyai_self = NULL;
 	pyai_last = &pyai_no_tcache;
+	pyai_last_default = &pyai_no_tcache;
 	pyai_lock_take();
 	for (i = 0; i < PYA_MAX_HEAPS; i++) {
 		struct pyai_tcache *tc = t->cache[i];

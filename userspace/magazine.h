@@ -24,7 +24,10 @@
 
 #define PYAI_TLS_IE __attribute__((tls_model("initial-exec")))
 
+extern struct pyai_tcache pyai_no_tcache;	/* declines everything */
 extern __thread struct pyai_tcache *pyai_last PYAI_TLS_IE;
+/* The same for the default heap only (pya_malloc() needs no heap test). */
+extern __thread struct pyai_tcache *pyai_last_default PYAI_TLS_IE;
 
 /*
  * The first word of a block in a magazine (see pyai_fast_free()).  A
@@ -45,6 +48,12 @@ extern __thread struct pyai_tcache *pyai_last PYAI_TLS_IE;
  * it and would spend three instructions recomputing the address.
  */
 #define PYAI_SET_COUNT(m, v)	(*(volatile uint32_t *)&(m)->count = (v))
+/* count + 1 in one instruction on x86-64 (the owner is the only writer). */
+#if defined(__x86_64__)
+#define PYAI_INC_COUNT(m)	__asm__("addl $1, %0" : "+m"((m)->count))
+#else
+#define PYAI_INC_COUNT(m)	PYAI_SET_COUNT(m, (m)->count + 1)
+#endif
 
 /* 1 <= @n <= PYA_SMALL_MAX, in one comparison (0 wraps around). */
 static inline bool pyai_small_request(size_t n)
@@ -146,7 +155,7 @@ static inline bool pyai_fast_free(struct pyai_tcache *tc, void *p)
 		return false;
 	*(uint64_t *)p = PYAI_FREED_KEY;
 	m->slots[k] = p;
-	PYAI_SET_COUNT(m, k + 1);
+	PYAI_INC_COUNT(m);
 	PYAI_INC(tc->ctr.free_hits);
 	return true;
 }
