@@ -101,9 +101,13 @@ def paired_ratios(rows_a, rows_b, key):
 
 def judge(q1, q3, ok, miss):
     """Symmetric verdict on a ratio: within noise when its interquartile
-    range holds 1.0, whichever side the median is on."""
+    range holds 1.0, whichever side the median is on, or when the ratio of
+    the medians and the per-repetition ratios fall on opposite sides."""
     if q1 <= 1.0 <= q3:
         return "within noise (the ratio's interquartile range holds 1.0)"
+    if ok != (q1 > 1.0):
+        return ("within noise (the ratio of the medians and the "
+                "per-repetition ratios fall on opposite sides of 1.0)")
     return "met" if ok else f"**missed** by {miss}"
 
 

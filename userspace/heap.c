@@ -203,41 +203,63 @@ void pyai_heap_lose(struct pya_heap *h, int err)
 
 /*
  * Is h->fd still our heap?  A program that closes every descriptor it does
- * not know, or dup2()s over one, must not have our ioctls sent to some
- * other file.  fstat() compares the device and inode; a heap that fails is
- * lost (EBADF).  Only heaps with PYAI_HEAP_CHECK_FD pay for it.
+ * not know, or dup2()s over one, must not have our ioctls acted on by some
+ * other file.  The command numbers see to most of it: they carry a magic
+ * no other driver uses ('Y', Documentation/userspace-api/ioctl/
+ * ioctl-number.rst), so any other file refuses them (ENOTTY), and a reply
+ * that does not look like pyalloc's is fatal (kernel_alloc()).  So a heap with
+ * PYAI_HEAP_CHECK_FD checks its descriptor only when an ioctl fails,
+ * before reading anything into the failure: fstat() compares the device
+ * and inode, and a heap that fails is lost (EBADF).  That is one system
+ * call per refill or drain instead of two.
  */
-int pyai_heap_check_fd(struct pya_heap *h)
+static int heap_fd_is_ours(struct pya_heap *h)
 {
 	struct stat st;
-	int err = errno;
 
-	if (unlikely(__atomic_load_n(&h->lost, __ATOMIC_RELAXED))) {
-		errno = h->lost;
+	return !(h->flags & PYAI_HEAP_CHECK_FD) ||
+	       (fstat(h->fd, &st) == 0 && st.st_dev == h->fd_dev &&
+		st.st_ino == h->fd_ino && st.st_rdev == h->fd_rdev);
+}
+
+/* 0, or -1 with errno when @h is lost (struct pya_heap.lost). */
+int pyai_heap_usable(struct pya_heap *h)
+{
+	int lost = __atomic_load_n(&h->lost, __ATOMIC_RELAXED);
+
+	if (unlikely(lost)) {
+		errno = lost;
 		return -1;
 	}
-	if (!(h->flags & PYAI_HEAP_CHECK_FD))
+	return 0;
+}
+
+/* An ioctl on @h's descriptor; a failure first checks the descriptor. */
+int pyai_heap_xioctl(struct pya_heap *h, unsigned long request, void *arg)
+{
+	int err;
+
+	if (likely(pyai_dev_ioctl(h->fd, request, arg) == 0))
 		return 0;
-	if (fstat(h->fd, &st) == 0 && st.st_dev == h->fd_dev &&
-	    st.st_ino == h->fd_ino && st.st_rdev == h->fd_rdev) {
-		errno = err;
-		return 0;
+	err = errno;
+	if (!heap_fd_is_ours(h)) {
+		pyai_heap_lose(h, EBADF);
+		err = EBADF;
 	}
-	pyai_heap_lose(h, EBADF);
-	errno = EBADF;
+	errno = err;
 	return -1;
 }
 
 int pyai_heap_ioctl(struct pya_heap *h, struct pyai_counters *ctr,
 		    unsigned long request, void *arg)
 {
-	if (pyai_heap_check_fd(h) < 0)
+	if (pyai_heap_usable(h) < 0)
 		return -1;
 	if (ctr)
 		PYAI_BUMP(ctr->ioctl_other, 1);
 	else
 		PYAI_ADD(h->retired.ioctl_other, 1);
-	return pyai_dev_ioctl(h->fd, request, arg);
+	return pyai_heap_xioctl(h, request, arg);
 }
 
 /* Geometry derived from the granularity; see pyai_block_class(). */

@@ -287,7 +287,8 @@ void pyai_lock_release(void);
 void pyai_set_pid(void);
 struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
 				unsigned int internal_flags);
-int pyai_heap_check_fd(struct pya_heap *h);
+int pyai_heap_usable(struct pya_heap *h);
+int pyai_heap_xioctl(struct pya_heap *h, unsigned long request, void *arg);
 void pyai_heap_lose(struct pya_heap *h, int err);
 struct pya_heap *pyai_default_heap(void);
 void pyai_env_decay(struct pya_heap_options *o);

@@ -168,11 +168,11 @@ static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
 	};
 	uint32_t i;
 
-	if (pyai_heap_check_fd(h) < 0)
+	if (pyai_heap_usable(h) < 0)
 		return -1;
 	for (a.count = want;; a.count /= 2) {
 		COUNT(h, tc, ioctl_alloc);
-		if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_ALLOC, &a) == 0)
+		if (pyai_heap_xioctl(h, PYALLOC_IOC_ALLOC, &a) == 0)
 			break;
 		if (errno == EIO || errno == EPERM || errno == EBADF) {
 			pyai_heap_lose(h, errno);
@@ -209,12 +209,12 @@ static void kernel_free(struct pya_heap *h, struct pyai_tcache *tc,
 	uint32_t i;
 	int err = errno;
 
-	if (pyai_heap_check_fd(h) < 0)
+	if (pyai_heap_usable(h) < 0)
 		goto lost;
 	for (i = 0; i < n; i++)
 		offs[i] = (uintptr_t)blocks[i] - (uintptr_t)h->base;
 	COUNT(h, tc, ioctl_free);
-	if (pyai_dev_ioctl(h->fd, PYALLOC_IOC_FREE, &f) == 0) {
+	if (pyai_heap_xioctl(h, PYALLOC_IOC_FREE, &f) == 0) {
 		errno = err;
 		return;
 	}

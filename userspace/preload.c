@@ -32,9 +32,10 @@
  *    after theirs (prepare handlers run in reverse order) and they may
  *    still allocate; one that allocates after it is served without a lock.
  *  - The descriptor is O_CLOEXEC, moved to 1000 and up (or the top quarter
- *    of RLIMIT_NOFILE), and checked with fstat() before every ioctl: a
- *    program that closes or dup2()s over it loses the heap, never sends
- *    our ioctls elsewhere; its small requests then go to glibc.
+ *    of RLIMIT_NOFILE), and checked with fstat() whenever an ioctl on it
+ *    fails (any other file refuses our command numbers): a program that
+ *    closes or dup2()s over it loses the heap, and no other file acts on
+ *    our ioctls; its small requests then go to glibc.
  *  - No device (no module, a container without the node, seccomp), a
  *    module without private heaps, or a heap at its limit: glibc serves the
  *    request, silently unless PYALLOC_VERBOSE=1.

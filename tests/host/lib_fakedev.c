@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@ struct fheap {
 	bool broken;			/* a child whose copy failed: EIO */
 	bool no_heap;			/* a child without a copy: EPERM */
 	pid_t owner;			/* private: the process it belongs to */
+	dev_t rdev;			/* what the descriptor must still be */
+	ino_t ino;
 	uint64_t heap_id;
 	uint64_t forks;
 	uint64_t window_size;
@@ -236,6 +239,7 @@ uint64_t fakedev_blocks_in_use(int fd)
 int pyai_dev_open(void)
 {
 	struct fheap *f;
+	struct stat st;
 	int fd;
 
 	pthread_once(&fg_once, fg_init);
@@ -261,6 +265,10 @@ int pyai_dev_open(void)
 	f->window_size = FAKEDEV_WINDOW;
 	f->owner = getpid();
 	f->heap_id = __atomic_add_fetch(&fg->next_id, 1, __ATOMIC_RELAXED);
+	if (fstat(fd, &st) == 0) {
+		f->rdev = st.st_rdev;
+		f->ino = st.st_ino;
+	}
 	fheaps[fd] = f;
 	return fd;
 }
@@ -546,10 +554,19 @@ static int do_stats(struct fheap *f, struct pyalloc_stats *s)
 int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
 {
 	struct fheap *f = fd >= 0 && fd < MAX_FD ? fheaps[fd] : NULL;
+	struct stat st;
 	int ret = 0;
 
 	if (!f) {
 		errno = EBADF;
+		return -1;
+	}
+	/* As the kernel would: a descriptor the program closed is EBADF, one
+	 * it replaced with another file refuses our commands (ENOTTY). */
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_rdev != f->rdev || st.st_ino != f->ino) {
+		errno = ENOTTY;
 		return -1;
 	}
 	pthread_mutex_lock(&fg->lock);
