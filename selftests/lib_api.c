@@ -343,6 +343,13 @@ TEST(heap_options_einval)
 	EXPECT_EQ(NULL, pya_heap_open(&o));
 	EXPECT_EQ(EINVAL, errno);
 
+	o.decay_ms = 0;
+	o.reserved = 1;
+	errno = 0;
+	EXPECT_EQ(NULL, pya_heap_open(&o));
+	EXPECT_EQ(EINVAL, errno);
+	o.reserved = 0;
+
 	/* The struct as it was before decay_ms: accepted, default decay. */
 	o.decay_ms = 0;
 	o.size = offsetof(struct pya_heap_options, decay_ms);

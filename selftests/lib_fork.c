@@ -385,14 +385,27 @@ TEST(private_fork_exec_loop)
 }
 
 #ifdef PYA_FAKE_DEVICE
+/* A thread of the broken child, whose cache is made after the loss: its
+ * malloc fails, and its free must not touch the block (the window faults). */
+static void *broken_child_thread(void *p)
+{
+	errno = 0;
+	if (pya_malloc(32) || errno != EIO)
+		return (void *)1;
+	pya_free(p);
+	return NULL;
+}
+
 /* The kernel could not copy the heap for the child: the child's heap is
- * lost, its magazines are not used, allocation fails cleanly (EIO). */
+ * lost, its magazines are not used, allocation fails cleanly (EIO), and
+ * no free touches a block of its window (every access would fault). */
 TEST(private_copy_failed)
 {
-	void *p = pya_malloc(32);
+	void *p = pya_malloc(32), *p2 = pya_malloc(32);
 	pid_t pid;
 
 	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, p2);
 	fakedev_fail_fork_copy(1);
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -406,10 +419,19 @@ TEST(private_copy_failed)
 			_exit(1);
 		pya_free(p);	/* dropped, not returned: nothing to return to */
 		pya_heap_stats(NULL, &st);	/* EIO too */
+		{
+			pthread_t t;
+			void *ret = (void *)1;
+
+			if (pthread_create(&t, NULL, broken_child_thread, p2) ||
+			    pthread_join(t, &ret) || ret)
+				_exit(2);
+		}
 		_exit(0);
 	}
 	ASSERT_EQ(0, wait_ok(pid));
 	pya_free(p);
+	pya_free(p2);
 	pya_heap_flush(NULL);
 	EXPECT_EQ(0, lib_kernel_blocks(NULL));
 }

@@ -121,6 +121,19 @@ void pyai_lock_take(void)
 	pthread_mutex_lock(&pyai_lock);
 }
 
+/*
+ * A spinlock of the library's that stays taken (a depot's) may be held by
+ * a thread that does not exist here, in a child forked without the atfork
+ * handlers: the repair of pyai_lock_take() resets those locks too.
+ */
+void pyai_repair_if_forked(void)
+{
+	if (getpid() != __atomic_load_n(&pyai_pid, __ATOMIC_ACQUIRE)) {
+		pyai_lock_take();
+		pyai_lock_release();
+	}
+}
+
 void pyai_lock_release(void)
 {
 	pthread_mutex_unlock(&pyai_lock);
@@ -190,6 +203,11 @@ void pyai_heap_lose(struct pya_heap *h, int err)
 {
 	int zero = 0;
 
+	/* A heap whose window faults: this thread's fast paths keep off it
+	 * (the fork handler does it for the forking thread, new tcaches are
+	 * made without a window). */
+	if (err == EIO || err == EPERM)
+		pyai_tcache_lost(h);
 	if (__atomic_compare_exchange_n(&h->lost, &zero, err, false,
 					__ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
 	    pyai_verbose)
@@ -434,7 +452,7 @@ struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
 	if (o.granularity == 0)
 		o.granularity = PYALLOC_GRANULARITY_8;
 	if ((o.granularity != 8 && o.granularity != 16) ||
-	    o.decay_ms > PYA_DECAY_MAX_MS ||
+	    o.decay_ms > PYA_DECAY_MAX_MS || o.reserved ||
 	    (o.flags & ~(PYA_HEAP_DEBUG | PYA_HEAP_SHARED | PYA_HEAP_NO_DECAY))) {
 		errno = EINVAL;
 		return NULL;

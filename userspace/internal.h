@@ -51,6 +51,9 @@
  *
  * i.e. 64 blocks up to 256-byte classes, then down to 32 blocks of 512
  * bytes, so no class hoards more than 2 * 16 KiB per thread and heap.
+ * Two refinements (magazine.c): a refill right after a refill, or a drain
+ * right after a drain (a streak), moves 2 * B(c) blocks; and the heap's
+ * depot, which holds up to 2 * B(c) more per class, is tried first.
  */
 #define PYAI_MAG_BATCH_MAX	64
 #define PYAI_MAG_BATCH_MIN	32
@@ -230,8 +233,11 @@ struct pya_heap {
 	 * whose copy the kernel could not make, EPERM when the process has no
 	 * heap of its own in the file, EBADF when the program closed or
 	 * replaced the descriptor.  A lost heap allocates nothing more; blocks
-	 * freed into it are dropped (the window stays mapped, so blocks the
-	 * program still holds keep their contents).
+	 * freed into it are dropped untouched.  The window stays mapped: after
+	 * EBADF the blocks the program holds keep their contents; after EIO
+	 * or EPERM every access to them faults (SIGBUS), so nothing of the
+	 * library may touch a block then (tcache window_size 0, see
+	 * pyai_tcache_lost()).
 	 */
 	int lost;
 	/* PYAI_HEAP_CHECK_FD: what the descriptor must still be. */
@@ -252,9 +258,9 @@ struct pya_heap {
 /*
  * Internal heap flags, above the public PYA_HEAP_* bits.
  * PYAI_HEAP_CHECK_FD: the descriptor is moved to a high number and checked
- * (fstat) before every ioctl, because the program that owns the process
- * (the drop-in malloc's case) may close or dup2 over descriptors it does
- * not know about.
+ * (fstat) whenever an ioctl on it fails, because the program that owns the
+ * process (the drop-in malloc's case) may close or dup2 over descriptors
+ * it does not know about (pyai_heap_xioctl()).
  */
 #define PYAI_HEAP_CHECK_FD	(1U << 16)
 
@@ -283,6 +289,7 @@ void pyai_meta_free(void *p, size_t len);
 /* heap.c */
 void pyai_global_init(void);
 void pyai_lock_take(void);
+void pyai_repair_if_forked(void);
 void pyai_lock_release(void);
 void pyai_set_pid(void);
 struct pya_heap *pyai_heap_open(const struct pya_heap_options *opts,
@@ -357,6 +364,7 @@ int pyai_flush_thread(struct pya_heap *h);
 void pyai_retire_thread(void);
 void pyai_after_raw_fork(void);	/* under pyai_lock */
 void pyai_heap_detach_caches(struct pya_heap *h);	/* under pyai_lock */
+void pyai_tcache_lost(struct pya_heap *h);
 int pyai_depot_init(struct pya_heap *h);
 void pyai_depot_destroy(struct pya_heap *h);
 unsigned int pyai_depot_flush(struct pya_heap *h);

@@ -5,11 +5,13 @@
  *
  * Each thread has, for each heap it uses, one magazine per size class: a
  * stack of free blocks.  pya_malloc() pops, pya_free() pushes; neither takes
- * a lock or makes a syscall while the magazine is neither empty nor full.
- * An empty magazine is refilled with B(c) blocks by one PYALLOC_IOC_ALLOC; a
- * full one (2 * B(c) blocks) returns its B(c) oldest blocks with one
- * PYALLOC_IOC_FREE (the newest stay: they are the ones still in the CPU
- * cache).  B(c) is in internal.h.
+ * a lock or makes a syscall while the magazine is neither empty nor full
+ * (magazine.h: inlined into every entry point).  An empty magazine is
+ * refilled with B(c) blocks from the heap's depot or by one
+ * PYALLOC_IOC_ALLOC; a full one (2 * B(c) blocks) leaves its B(c) oldest
+ * blocks in the depot or returns them with one PYALLOC_IOC_FREE (the newest
+ * stay: they are the ones still in the CPU cache); a streak moves 2 * B(c).
+ * B(c) is in internal.h.
  *
  * Blocks of one class in one heap are interchangeable, so a block freed by
  * a thread other than the one that allocated it simply joins the freeing
@@ -252,9 +254,10 @@ lost:
  * more than PYAI_DEPOT_BATCHES batches a class, and pya_heap_trim(),
  * pya_heap_flush()... give them back (pyai_depot_flush()).
  *
- * Depot operations happen inside a refill or a drain, between kop_enter()
- * and kop_exit(), so fork() never finds a depot lock held (see
- * pyai_fork_prepare()); the child resets the locks all the same.
+ * Puts and gets happen inside a refill or a drain, between kop_enter() and
+ * kop_exit(), which fork() waits for (pyai_fork_prepare()); a search for a
+ * double free does not, so the child resets every lock, and a child forked
+ * without the handlers repairs them when it finds one stuck.
  */
 static void depot_lock(struct pyai_depot *d)
 {
@@ -262,8 +265,13 @@ static void depot_lock(struct pyai_depot *d)
 
 	while (__atomic_exchange_n(&d->lock, 1, __ATOMIC_ACQUIRE))
 		while (__atomic_load_n(&d->lock, __ATOMIC_RELAXED))
-			if (++spins % 64 == 0)
+			if (++spins % 64 == 0) {
 				sched_yield();
+				/* The holder may not exist: a child forked
+				 * without handlers (heap.c). */
+				if (spins % 4096 == 0)
+					pyai_repair_if_forked();
+			}
 }
 
 static void depot_unlock(struct pyai_depot *d)
@@ -433,7 +441,9 @@ static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 	if (kept < n)
 		kernel_free(h, tc, m->slots + kept, n - kept, NULL);
 	memmove(m->slots, m->slots + n, (count - n) * sizeof(void *));
-	PYAI_STORE(m->count, count - n);
+	/* A drain that found the heap lost left the magazine forgotten
+	 * (pyai_tcache_lost()): it stays empty. */
+	PYAI_STORE(m->count, tc->window_size ? count - n : 0);
 	kop_exit();
 }
 
@@ -464,7 +474,9 @@ static struct pyai_tcache *tcache_new(struct pya_heap *h,
 		return NULL;
 	tc->map_len = len;
 	tc->base = h->base;
-	tc->window_size = h->window_size;
+	/* A lost heap's blocks may fault: no fast free touches them. */
+	tc->window_size = __atomic_load_n(&h->lost, __ATOMIC_RELAXED) ?
+			  0 : h->window_size;
 	tc->page_class = h->page_class;
 	tc->shift = h->shift;
 	tc->is_default = h->is_default;
@@ -725,6 +737,28 @@ int pyai_flush_thread(struct pya_heap *h)
 	}
 	pyai_depot_flush(h);
 	return 0;
+}
+
+/*
+ * @h is lost with a window that faults (EIO, EPERM): the calling thread's
+ * magazines of it are forgotten and its fast paths turned away, so that
+ * nothing of the library touches a block.  Other threads' tcaches: a
+ * forked child has none (its forking thread's is handled by the fork
+ * handler, or here), and new ones are made without a window.
+ */
+void pyai_tcache_lost(struct pya_heap *h)
+{
+	struct pyai_thread *t = pyai_self;
+	struct pyai_tcache *tc = t ? t->cache[h->slot] : NULL;
+	unsigned int c;
+
+	if (!tc || tc->heap != h)
+		return;
+	PYAI_STORE(tc->window_size, 0);
+	for (c = 0; c < h->nclasses; c++) {
+		PYAI_BUMP(tc->ctr.lost_blocks, pyai_mag_of(tc, c)->count);
+		PYAI_STORE(pyai_mag_of(tc, c)->count, 0);
+	}
 }
 
 /* Heap close, pyai_lock held: every thread's blocks go back, and the

@@ -108,10 +108,13 @@ static inline void *pyai_fast_alloc(struct pyai_tcache *tc, size_t n,
  *    one multiplication and one comparison (struct pyai_blockcheck);
  *  - double free: a block pushed here gets PYAI_FREED_KEY in its first
  *    word, and pyai_fast_alloc() clears it.  A block that already holds the
- *    key is either in a magazine now (a double free) or the program wrote
- *    that value there itself; the slow path searches the magazine to tell.
- *    This catches a second free at any depth of the thread's magazine (the
- *    kernel catches the rest when the magazine drains).
+ *    key is either in a magazine or the depot now (a double free) or the
+ *    program wrote that value there itself; the slow path searches the
+ *    magazine and the depot to tell.  This catches a second free at any
+ *    depth of the thread's magazine, while the key is intact; a duplicate
+ *    whose key the program overwrote, or that another thread freed, is
+ *    caught only by the kernel, when both copies have gone back to it
+ *    (userspace/README.md, "Errors").
  */
 static inline struct pyai_mag *pyai_fast_block(struct pyai_tcache *tc,
 					       const void *p)

@@ -182,7 +182,7 @@ int pya_heap_print_stats(pya_heap_t *h, FILE *out)
 	printone(out, "# small frees", st.small_frees);
 	printone(out, "# magazine hits", st.mag_hits + st.free_hits);
 	printone(out, "# magazine misses", st.mag_misses + st.free_drains);
-	printone(out, "# blocks in thread magazines", st.blocks_cached);
+	printone(out, "# blocks in magazines and the depot", st.blocks_cached);
 	printone(out, "# alloc ioctls", st.ioctl_alloc);
 	printone(out, "# free ioctls", st.ioctl_free);
 	printone(out, "# ioctls total", st.ioctls);

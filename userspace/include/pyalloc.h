@@ -76,6 +76,7 @@ typedef struct pya_heap pya_heap_t;
  *               one, pymalloc's policy).  pya_heap_trim() gives every
  *               empty arena back at any time.  Up to 60000; a module
  *               without the decay (PYALLOC_FEATURE_DECAY) ignores it.
+ * @reserved:    0 (EINVAL otherwise)
  */
 struct pya_heap_options {
 	size_t size;
@@ -83,9 +84,10 @@ struct pya_heap_options {
 	unsigned int granularity;
 	uint64_t mem_limit;
 	unsigned int decay_ms;
+	unsigned int reserved;	/* 0 */
 };
 
-#define PYA_HEAP_OPTIONS_INIT { sizeof(struct pya_heap_options), 0, 0, 0, 0 }
+#define PYA_HEAP_OPTIONS_INIT { sizeof(struct pya_heap_options), 0, 0, 0, 0, 0 }
 
 /* Emptied arenas stay this long by default (PYALLOC_DECAY_MS overrides it
  * for the default heap and the drop-in malloc). */
@@ -135,7 +137,8 @@ PYA_API int pya_heap_trim(pya_heap_t *heap);
  * @pools:         pools (pages) holding blocks of this class (kernel)
  * @blocks_in_use: blocks the kernel has handed out (includes @blocks_cached)
  * @blocks_free:   free blocks in this class's pools (kernel)
- * @blocks_cached: blocks sitting in the magazines of live threads (library)
+ * @blocks_cached: blocks sitting in the magazines of live threads and in
+ *                the heap's depot (library)
  */
 struct pya_class_stats {
 	uint32_t block_size;
