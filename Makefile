@@ -81,7 +81,7 @@ host-test:
 	$(MAKE) -C userspace host-test
 
 static-check: deps
-	scripts/static-check.sh $(VM_KDIR)
+	scripts/static-check.sh $(KSERIES)
 
 run: deps
 	$(MAKE) vm-module lib

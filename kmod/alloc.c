@@ -11,6 +11,15 @@
  * is freed the arena is released and its pages returned to the kernel,
  * except that one entirely empty arena is kept to avoid thrashing.
  *
+ * Purging.  pymalloc gives memory back in whole arenas only, so one live
+ * block keeps its arena's every page.  A trim (and so the decay, heap.c)
+ * also gives back the page of each empty pool in an arena still in use,
+ * like madvise(MADV_DONTNEED) on free pages: the pool stays carved, on its
+ * arena's purged_pools list, and gets a fresh zeroed page when it serves
+ * again.  Invariants: pools[0, ncarved) are carved; a carved pool has a
+ * page unless it is purged, and only empty pools are purged; a->pages
+ * counts pages, a->pools_empty the empty pools that have one.
+ *
  * All or nothing.  A free batch is validated completely before anything
  * changes: each block's bit is cleared as it is checked, so a duplicate in
  * the batch finds it clear, and on the first bad entry the bits are set
@@ -51,8 +60,10 @@ void pya_allocator_destroy(struct pya_allocator *a)
 
 	list_for_each_entry_safe(arena, tmp, &a->arenas, all_link) {
 		for (i = 0; i < arena->ncarved; i++)
-			a->ops->page_free(a, &arena->pools[i]);
-		a->pages -= arena->ncarved;
+			if (arena->pools[i].page)
+				a->ops->page_free(a, &arena->pools[i]);
+		a->pages -= arena->ncarved - arena->npurged;
+		a->pools_purged -= arena->npurged;
 		a->ops->slot_free(a, arena->index);
 		list_del(&arena->all_link);
 		pya_free_mem(arena);
@@ -119,8 +130,10 @@ static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena,
 {
 	u32 i;
 
-	a->pages -= arena->ncarved;
-	a->pools_empty -= arena->ncarved;
+	/* Empty: each carved pool is on empty_pools or purged_pools. */
+	a->pages -= arena->ncarved - arena->npurged;
+	a->pools_empty -= arena->ncarved - arena->npurged;
+	a->pools_purged -= arena->npurged;
 	arena_set_nfree(a, arena, 0);
 	list_del(&arena->all_link);
 	a->nempty_arenas--;
@@ -132,7 +145,8 @@ static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena,
 	if (arena->ncarved)
 		a->ops->arena_unmap(a, arena);
 	for (i = 0; i < arena->ncarved; i++)
-		a->ops->page_free(a, &arena->pools[i]);
+		if (arena->pools[i].page)
+			a->ops->page_free(a, &arena->pools[i]);
 	a->ops->slot_free(a, arena->index);
 	pya_free_mem(arena);
 }
@@ -191,6 +205,21 @@ static int pool_get(struct pya_allocator *a, unsigned int cls,
 					link);
 		list_del_init(&pool->link);
 		a->pools_empty--;
+	} else if (!list_empty(&arena->purged_pools)) {
+		/*
+		 * A purged pool before a never-used one: the arena stays
+		 * dense, and the window's pages are reused in place.
+		 */
+		pool = list_first_entry(&arena->purged_pools, struct pya_pool,
+					link);
+		err = a->ops->page_alloc(a, pool);
+		if (err)
+			return err;	/* an arena with pools is not new */
+		list_del_init(&pool->link);
+		pool->revive_gen = a->gen;
+		arena->npurged--;
+		a->pools_purged--;
+		a->pages++;
 	} else {
 		pool = &arena->pools[arena->ncarved];
 		err = a->ops->page_alloc(a, pool);
@@ -227,9 +256,20 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 		pool->page = NULL;
 		arena->ncarved--;
 		a->pages--;
+	} else if (a->rolling_back && pool->revive_gen == a->gen) {
+		/* Revived by the call being undone: purged again. */
+		a->ops->page_free(a, pool);
+		pool->page = NULL;
+		list_add(&pool->link, &arena->purged_pools);
+		arena->npurged++;
+		a->pools_purged++;
+		a->pages--;
 	} else {
 		list_add(&pool->link, &arena->empty_pools);
 		a->pools_empty++;
+		pool->empty_tick = a->tick;
+		if (!a->rolling_back && a->ops->empty_kept)
+			a->ops->empty_kept(a);
 	}
 	arena_set_nfree(a, arena, arena->nfreepools + 1);
 	if (!pya_arena_empty(arena))
@@ -247,9 +287,9 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 		a->nempty_arenas++;
 		arena_release(a, arena);
 	} else {
+		/* Kept: empty_kept() was told about its last pool above. */
 		a->nempty_arenas++;
-		if (a->ops->arena_kept)
-			a->ops->arena_kept(a);
+		arena->empty_tick = a->tick;
 	}
 }
 
@@ -408,19 +448,98 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	return 0;
 }
 
-/* Release every entirely empty arena, the kept one included; pages freed. */
-u64 pya_allocator_trim(struct pya_allocator *a)
+/* Has @pool been empty, page and all, for at least @age decay ticks? */
+static bool pool_purgeable(const struct pya_allocator *a,
+			   const struct pya_pool *pool, u64 age)
+{
+	/* Between calls, a pool with a page and no block is empty. */
+	return pool->page && !pool->nused && a->tick - pool->empty_tick >= age;
+}
+
+/*
+ * Purge the empty pools of @arena that are @age ticks old: unmap each run
+ * of neighbouring ones at once, then free their pages.  Pages freed.
+ */
+static u64 arena_purge(struct pya_allocator *a, struct pya_arena *arena,
+		       u64 age)
+{
+	u32 first = 0, run = 0, i;
+	u64 pages = 0;
+
+	for (i = 0; i <= arena->ncarved; i++) {
+		if (i < arena->ncarved &&
+		    pool_purgeable(a, &arena->pools[i], age)) {
+			if (!run++)
+				first = i;
+			continue;
+		}
+		if (run)
+			a->ops->pages_unmap(a, arena->pools[first].pgoff, run);
+		run = 0;
+	}
+	for (i = 0; i < arena->ncarved; i++) {
+		struct pya_pool *pool = &arena->pools[i];
+
+		if (!pool_purgeable(a, pool, age))
+			continue;
+		a->ops->page_free(a, pool);
+		pool->page = NULL;
+		list_move_tail(&pool->link, &arena->purged_pools);
+		arena->npurged++;
+		pages++;
+	}
+	a->pages -= pages;
+	a->pools_empty -= pages;
+	a->pools_purged += pages;
+	return pages;
+}
+
+/*
+ * Release the entirely empty arenas and purge the empty pools of the others
+ * that have been so for @age decay ticks or more.  Pages freed.
+ */
+static u64 give_back(struct pya_allocator *a, u64 age)
 {
 	struct pya_arena *arena, *tmp;
 	u64 pages = 0;
 
 	list_for_each_entry_safe(arena, tmp, &a->arenas, all_link) {
-		if (!pya_arena_empty(arena))
+		if (pya_arena_empty(arena)) {
+			if (a->tick - arena->empty_tick < age)
+				continue;
+			pages += arena->ncarved - arena->npurged;
+			arena_release(a, arena);
+		} else if (!list_empty(&arena->empty_pools)) {
+			pages += arena_purge(a, arena, age);
+		} else {
 			continue;
-		pages += arena->ncarved;
-		arena_release(a, arena);
+		}
 		pya_cond_resched();
 	}
+	return pages;
+}
+
+/*
+ * Release every entirely empty arena, the kept one included, and purge the
+ * empty pools of the others (PYALLOC_IOC_TRIM).  Pages freed.
+ */
+u64 pya_allocator_trim(struct pya_allocator *a)
+{
+	return give_back(a, 0);
+}
+
+/*
+ * One tick of the decay (heap.c): what has been empty for @age ticks or
+ * more goes back, arenas and pools.  *@kept tells whether anything empty
+ * is still kept, i.e. whether the caller must tick again.  Pages freed.
+ */
+u64 pya_allocator_decay(struct pya_allocator *a, u64 age, bool *kept)
+{
+	u64 pages;
+
+	a->tick++;
+	pages = give_back(a, age);
+	*kept = a->pools_empty || a->nempty_arenas;
 	return pages;
 }
 
@@ -461,21 +580,30 @@ static int arena_clone(struct pya_allocator *dst,
 	pya_arena_place(arena, src->index);
 	list_add_tail(&arena->all_link, &dst->arenas);
 	arena->nfreepools = src->nfreepools;
+	arena->empty_tick = src->empty_tick;
 	for (i = 0; i < src->ncarved; i++) {
 		const struct pya_pool *sp = &src->pools[i];
 		struct pya_pool *dp = &arena->pools[i];
 
-		err = dst->ops->page_copy(dst, dp, sp);
+		/* A purged pool has no page to copy. */
+		err = sp->page ? dst->ops->page_copy(dst, dp, sp) : 0;
 		if (err)
 			return err;
 		dp->carve_gen = sp->carve_gen;
+		dp->revive_gen = sp->revive_gen;
+		dp->empty_tick = sp->empty_tick;
 		dp->nused = sp->nused;
 		dp->nblocks = sp->nblocks;
 		dp->block_size = sp->block_size;
 		dp->cls = sp->cls;
 		bitmap_copy(dp->map, sp->map, PYA_POOL_MAX_BLOCKS);
 		arena->ncarved++;
-		dst->pages++;
+		if (dp->page) {
+			dst->pages++;
+		} else {
+			arena->npurged++;
+			dst->pools_purged++;
+		}
 	}
 	return 0;
 }
@@ -512,6 +640,9 @@ int pya_allocator_clone(struct pya_allocator *dst,
 		list_for_each_entry(sp, &sa->empty_pools, link)
 			list_add_tail(&pool_twin(dst, sp)->link,
 				      &da->empty_pools);
+		list_for_each_entry(sp, &sa->purged_pools, link)
+			list_add_tail(&pool_twin(dst, sp)->link,
+				      &da->purged_pools);
 	}
 	for (n = 1; n <= src->order.npools; n++) {
 		list_for_each_entry(sa, &src->order.buckets[n], order_link) {
@@ -525,6 +656,7 @@ int pya_allocator_clone(struct pya_allocator *dst,
 	dst->nempty_arenas = src->nempty_arenas;
 	dst->keep_empty = src->keep_empty;
 	dst->gen = src->gen;
+	dst->tick = src->tick;
 	dst->prev_highwater = src->prev_highwater;
 	dst->pools_empty = src->pools_empty;
 	dst->arenas_highwater = src->arenas_highwater;

@@ -47,8 +47,16 @@ struct pya_backend_ops {
 	void (*arena_retire)(struct pya_allocator *a, struct pya_arena *arena);
 	/* Remove every user mapping of @arena's pages; they are freed next. */
 	void (*arena_unmap)(struct pya_allocator *a, struct pya_arena *arena);
-	/* Optional: an arena became empty and is kept (decay, heap.c). */
-	void (*arena_kept)(struct pya_allocator *a);
+	/*
+	 * Remove every user mapping of @npages window pages from @pgoff, the
+	 * pages of empty pools that are purged (freed) next.
+	 */
+	void (*pages_unmap)(struct pya_allocator *a, u64 pgoff, u32 npages);
+	/*
+	 * Optional: an arena or a pool became empty and is kept, pages
+	 * included, for now (decay, heap.c).
+	 */
+	void (*empty_kept)(struct pya_allocator *a);
 };
 
 struct pya_allocator {
@@ -72,12 +80,14 @@ struct pya_allocator {
 	u32 nempty_arenas;	/* entirely empty arenas kept */
 	u32 keep_empty;		/* at most this many (1: pymalloc's policy) */
 	u64 gen;		/* number of the current/last alloc call */
+	u64 tick;		/* decay ticks so far (pya_allocator_decay) */
 	u64 prev_highwater;	/* arenas_highwater before that call */
 	bool rolling_back;
 
 	/* Statistics (struct pyalloc_stats). */
 	u64 pages;
-	u64 pools_empty;
+	u64 pools_empty;		/* with a page; purged ones not */
+	u64 pools_purged;
 	u64 arenas_current;
 	u64 arenas_highwater;
 	u64 arenas_allocated;
@@ -102,6 +112,7 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad);
 
 u64 pya_allocator_trim(struct pya_allocator *a);
+u64 pya_allocator_decay(struct pya_allocator *a, u64 age, bool *kept);
 
 void *pya_page_at(struct pya_allocator *a, u64 pgoff);
 void pya_allocator_stats(const struct pya_allocator *a,

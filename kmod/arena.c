@@ -95,6 +95,7 @@ struct pya_arena *pya_arena_create(u32 npools, u64 gen)
 	INIT_LIST_HEAD(&arena->all_link);
 	INIT_LIST_HEAD(&arena->order_link);
 	INIT_LIST_HEAD(&arena->empty_pools);
+	INIT_LIST_HEAD(&arena->purged_pools);
 	for (i = 0; i < npools; i++)
 		INIT_LIST_HEAD(&arena->pools[i].link);
 	return arena;

@@ -20,11 +20,14 @@ struct pya_arena {
 	u32 index;		/* slot in the window: offset index * arena size */
 	u32 npools;		/* pools in the arena */
 	u32 nfreepools;		/* pools holding no block, carved or not */
-	u32 ncarved;		/* pools[0, ncarved) have pages */
+	u32 ncarved;		/* pools[0, ncarved) were carved */
+	u32 npurged;		/* carved pools whose page went back */
 	u64 create_gen;		/* alloc call that created it, for rollback */
+	u64 empty_tick;		/* decay tick when it last became empty */
 	struct list_head all_link;	/* in the allocator's list of arenas */
 	struct list_head order_link;	/* in a bucket of struct pya_arena_order */
 	struct list_head empty_pools;	/* carved pools holding no block */
+	struct list_head purged_pools;	/* the same, their pages given back */
 	struct pya_pool pools[];
 };
 

@@ -80,10 +80,9 @@ struct pya_heap *pya_heap_fork(struct pya_heap *parent,
 		pya_allocator_destroy(&child->alloc);
 		child->broken = true;
 	}
-	/* Kept empty arenas decay in the copy as in the original. */
-	if (!err && child->decay_ms && child->alloc.nempty_arenas)
-		schedule_delayed_work(&child->decay,
-				      msecs_to_jiffies(child->decay_ms));
+	/* Kept arenas and pools decay in the copy as in the original. */
+	if (!err)
+		pya_heap_decay_start(child);
 	list_add_tail(&child->link, &pf->heaps);
 	pf->nheaps++;
 	atomic64_inc(&pya_forks);

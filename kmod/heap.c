@@ -118,7 +118,7 @@ static void pya_slot_free(struct pya_allocator *a, u32 index)
 
 	if (arena && !xa_is_value(arena))
 		trace_pyalloc_arena_release(to_heap(a)->id, index,
-					    arena->ncarved);
+					    arena->ncarved - arena->npurged);
 }
 
 /*
@@ -137,7 +137,8 @@ static void pya_arena_retire(struct pya_allocator *a, struct pya_arena *arena)
 {
 	struct pya_heap *heap = to_heap(a);
 
-	trace_pyalloc_arena_release(heap->id, arena->index, arena->ncarved);
+	trace_pyalloc_arena_release(heap->id, arena->index,
+				    arena->ncarved - arena->npurged);
 	xa_store(&heap->arenas, arena->index, PYA_SLOT_RETIRED, GFP_NOWAIT);
 	list_add_tail(&arena->all_link, &heap->dead);
 }
@@ -158,7 +159,8 @@ void pya_heap_reap(struct pya_heap *heap)
 		if (arena->ncarved)
 			pya_arena_unmap(&heap->alloc, arena);
 		for (i = 0; i < arena->ncarved; i++)
-			pya_page_free(&heap->alloc, &arena->pools[i]);
+			if (arena->pools[i].page)	/* not purged */
+				pya_page_free(&heap->alloc, &arena->pools[i]);
 		cond_resched();
 	}
 	mutex_lock(&heap->lock);
@@ -184,29 +186,78 @@ static void pya_arena_unmap(struct pya_allocator *a, struct pya_arena *arena)
 }
 
 /*
+ * The pages of empty pools in a live arena, purged by a trim or the decay
+ * (alloc.c): zapped under the heap lock like an arena destroyed on the
+ * spot, so that no fault maps them again before they are freed (they cannot
+ * be retired as arenas are: a revived pool's new page would be faulted in
+ * while the old one may still be mapped).  A run of neighbours costs one
+ * zap; faults and ioctls of the heap wait for the purge.
+ */
+static void pya_pages_unmap(struct pya_allocator *a, u64 pgoff, u32 npages)
+{
+	struct pya_heap *heap = to_heap(a);
+
+	trace_pyalloc_purge(heap->id, pgoff, npages);
+	unmap_mapping_range(heap->file->inode->i_mapping,
+			    (loff_t)pgoff << PAGE_SHIFT,
+			    (loff_t)npages << PAGE_SHIFT, 1);
+}
+
+/*
  * Decay (struct pyalloc_config.decay_ms).  pymalloc keeps one empty arena
  * and gives every other back at once, so a program that allocates and
  * frees in waves has pages allocated, zeroed, faulted in and zapped again
  * every wave.  A heap with a decay keeps every emptied arena, pages and
- * mappings included, and a delayed work gives back all that are still
- * empty decay_ms after the first was kept, like jemalloc's dirty_decay_ms.
+ * mappings included, and the page of every emptied pool, and gives back
+ * what has stayed empty for decay_ms, like jemalloc's dirty_decay_ms: the
+ * arenas, and the pools of arenas still in use (purged, alloc.c), so that
+ * a live block keeps its own page, not its whole arena.
+ *
+ * Ages are counted in ticks of decay_ms / PYA_DECAY_TICKS: the delayed work
+ * ticks while anything empty is kept, and gives back what has been empty
+ * for PYA_DECAY_TICKS + 1 ticks, so between decay_ms and 1.25 * decay_ms
+ * after it emptied (the first tick after an idle spell comes a tick after
+ * the pool emptied).  The work stops once nothing is kept; the next pool
+ * or arena to empty starts it again.
  */
-static void pya_arena_kept(struct pya_allocator *a)
-{
-	struct pya_heap *heap = to_heap(a);
+#define PYA_DECAY_TICKS	4
 
-	if (heap->decay_ms)
+static unsigned long pya_decay_period(unsigned int ms)
+{
+	return max(msecs_to_jiffies(ms / PYA_DECAY_TICKS), 1UL);
+}
+
+/* Under the heap lock: tick while anything empty is kept. */
+static void pya_decay_arm(struct pya_heap *heap)
+{
+	struct pya_allocator *a = &heap->alloc;
+
+	if (heap->decay_ms && (a->pools_empty || a->nempty_arenas))
 		schedule_delayed_work(&heap->decay,
-				      msecs_to_jiffies(heap->decay_ms));
+				      pya_decay_period(heap->decay_ms));
+}
+
+static void pya_empty_kept(struct pya_allocator *a)
+{
+	pya_decay_arm(to_heap(a));
 }
 
 static void pya_heap_decay(struct work_struct *work)
 {
 	struct pya_heap *heap = container_of(to_delayed_work(work),
 					     struct pya_heap, decay);
+	bool kept = false;
 
 	mutex_lock(&heap->lock);
-	pya_allocator_trim(&heap->alloc);
+	if (heap->decay_ms) {
+		pya_allocator_decay(&heap->alloc, PYA_DECAY_TICKS + 1, &kept);
+		if (kept)
+			schedule_delayed_work(&heap->decay,
+					      pya_decay_period(heap->decay_ms));
+	} else {
+		/* The decay was switched off: give everything back now. */
+		pya_allocator_trim(&heap->alloc);
+	}
 	mutex_unlock(&heap->lock);
 	pya_heap_reap(heap);
 }
@@ -218,6 +269,16 @@ void pya_heap_set_decay(struct pya_heap *heap, unsigned int ms)
 	heap->alloc.keep_empty = ms ? U32_MAX : 1;
 	if (!ms)
 		mod_delayed_work(system_wq, &heap->decay, 0);
+	else
+		pya_decay_arm(heap);
+}
+
+/* A fork copy's kept arenas and pools decay as the original's would. */
+void pya_heap_decay_start(struct pya_heap *heap)
+{
+	mutex_lock(&heap->lock);
+	pya_decay_arm(heap);
+	mutex_unlock(&heap->lock);
 }
 
 static const struct pya_backend_ops pya_heap_backend = {
@@ -230,7 +291,8 @@ static const struct pya_backend_ops pya_heap_backend = {
 	.slot_free = pya_slot_free,
 	.arena_retire = pya_arena_retire,
 	.arena_unmap = pya_arena_unmap,
-	.arena_kept = pya_arena_kept,
+	.pages_unmap = pya_pages_unmap,
+	.empty_kept = pya_empty_kept,
 };
 
 /*

@@ -38,7 +38,8 @@ static_assert(sizeof(struct pyalloc_class_stats) == 24);
 
 #define PYA_FEATURES	(PYALLOC_FEATURE_PRIVATE | PYALLOC_FEATURE_WINDOW_SIZE | \
 			 PYALLOC_FEATURE_TRIM | PYALLOC_FEATURE_MEMLOCK | \
-			 PYALLOC_FEATURE_CLASS_STATS | PYALLOC_FEATURE_DECAY)
+			 PYALLOC_FEATURE_CLASS_STATS | PYALLOC_FEATURE_DECAY | \
+			 PYALLOC_FEATURE_PURGE)
 
 static int copy_in(void *dst, size_t ksize, unsigned int cmd,
 		   unsigned long arg)

@@ -18,16 +18,24 @@
 #include "sizeclass.h"
 
 struct pya_pool {
-	/* The backing page (struct page * in the module); NULL until carved. */
+	/*
+	 * The backing page (struct page * in the module); NULL until carved,
+	 * and again while purged (empty, its page given back, alloc.c).
+	 */
 	void *page;
 	/*
 	 * On its class's list of pools with free blocks while partly used,
-	 * on its arena's list of empty pools while carved but unused, on no
-	 * list while full or not carved.
+	 * on its arena's list of empty pools while carved but unused, or of
+	 * purged pools once its page went back; on no list while full or not
+	 * carved.
 	 */
 	struct list_head link;
 	/* Alloc call in which the page was carved, for exact rollback. */
 	u64 carve_gen;
+	/* Alloc call that gave a purged pool a page again, likewise. */
+	u64 revive_gen;
+	/* The allocator's decay tick when the pool last became empty. */
+	u64 empty_tick;
 	/* Page offset of the pool in the heap window. */
 	u32 pgoff;
 	u16 nused;		/* allocated blocks */

@@ -135,6 +135,7 @@ struct pya_heap *pya_heap_create(struct pya_file *pf, struct mm_struct *mm,
 void pya_heap_destroy(struct pya_heap *heap);
 void pya_heap_reap(struct pya_heap *heap);
 void pya_heap_set_decay(struct pya_heap *heap, unsigned int ms);
+void pya_heap_decay_start(struct pya_heap *heap);
 struct pya_heap *pya_heap_of_current(struct pya_file *pf);
 void pya_heap_snapshot(struct pya_heap *heap, struct pya_heap_snap *snap);
 int pya_file_open(struct inode *inode, struct file *file);

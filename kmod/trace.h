@@ -87,6 +87,24 @@ DEFINE_EVENT(pyalloc_arena, pyalloc_arena_release,
 	TP_ARGS(heap_id, index, pages)
 );
 
+/* Empty pools' pages given back from an arena still in use (alloc.c). */
+TRACE_EVENT(pyalloc_purge,
+	TP_PROTO(u64 heap_id, u64 pgoff, u32 pages),
+	TP_ARGS(heap_id, pgoff, pages),
+	TP_STRUCT__entry(
+		__field(u64, heap_id)
+		__field(u64, pgoff)
+		__field(u32, pages)
+	),
+	TP_fast_assign(
+		__entry->heap_id = heap_id;
+		__entry->pgoff = pgoff;
+		__entry->pages = pages;
+	),
+	TP_printk("heap=%llu pgoff=%llu pages=%u", __entry->heap_id,
+		  __entry->pgoff, __entry->pages)
+);
+
 TRACE_EVENT(pyalloc_fault,
 	TP_PROTO(u64 heap_id, unsigned long pgoff, bool mapped),
 	TP_ARGS(heap_id, pgoff, mapped),

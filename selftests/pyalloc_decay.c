@@ -4,7 +4,9 @@
  * decay keeps every emptied arena, pages and mappings, and gives back all
  * that stay empty for decay_ms; without one it keeps a single empty arena
  * as pymalloc does; TRIM gives them back at once; a fork copy decays as the
- * original.  A pool's first touch maps every carved pool of its arena.
+ * original.  The decay also purges the empty pools of arenas still in
+ * use (their pages given back).  A pool's first touch maps every carved
+ * pool of its arena.
  */
 #include "pyalloc_util.h"
 
@@ -182,6 +184,93 @@ TEST_F(heap, fault_around_maps_the_arena)
 	self->map[off[0]] = 1;
 	EXPECT_EQ(32 * 4, rss_kb(self->map));
 	EXPECT_EQ(0, pya_free(self->fd, off, 256, NULL));
+}
+
+/*
+ * One live block keeps its own pool, not its arena: once the decay has
+ * passed, every other pool's page is given back and gone from the mapping.
+ */
+TEST_F(heap, decay_purges_the_empty_pools_of_a_live_arena)
+{
+	__u64 n = self->info.pools_per_arena * 8, i;
+	static __u64 off[64 * 8];
+	struct pya_kstats st;
+
+	ASSERT_GE(64, self->info.pools_per_arena);
+	ASSERT_EQ(0, set_decay(self->fd, 200));
+	ASSERT_EQ(0, pya_alloc_n(self->fd, 512, n, off));	/* one arena */
+	for (i = 0; i < n; i++)
+		self->map[off[i]] = 1;
+	EXPECT_EQ((long)self->info.pools_per_arena * 4, rss_kb(self->map));
+	ASSERT_EQ(0, pya_free_n(self->fd, off + 1, n - 1));
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(self->info.pools_per_arena, st.pages);	/* kept */
+	sleep_ms(1000);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(1, st.pages);
+	EXPECT_EQ(1, st.arenas_current);
+	EXPECT_EQ(4, rss_kb(self->map));
+	pya_check_stats(&st, &self->info);
+	EXPECT_EQ(1, self->map[off[0]]);
+	ASSERT_EQ(0, pya_free(self->fd, off, 1, NULL));
+}
+
+/*
+ * A fork copy of a heap with purged pools: the child's copy has no page
+ * for them either, and reviving one in the child gives it a zeroed page of
+ * its own while the parent's heap stays as it was.
+ */
+TEST(fork_copy_of_purged_pools)
+{
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MODE,
+				    .mode = PYALLOC_MODE_PRIVATE };
+	struct pyalloc_trim tr = { 0 };
+	struct pya_kstats before, after;
+	struct pyalloc_info info;
+	int fd = pya_open(), status;
+	__u64 off[3 * 8], i;
+	char *map;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
+	ASSERT_EQ(0, pya_info(fd, &info));
+	map = pya_map(fd, &info);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, pya_alloc(fd, 512, 3 * 8, off, NULL));
+	for (i = 0; i < 3 * 8; i++)
+		map[off[i]] = 7;
+	ASSERT_EQ(0, pya_free(fd, off + 8, 2 * 8, NULL));
+	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_TRIM, &tr));
+	ASSERT_EQ(2, tr.pages);
+	ASSERT_EQ(0, pya_stats(fd, &before));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct pya_kstats st;
+		__u64 got[2 * 8];
+
+		if (pya_stats(fd, &st) || st.pages != 1 || map[off[0]] != 7)
+			_exit(1);
+		if (pya_alloc(fd, 512, 2 * 8, got, NULL))
+			_exit(2);
+		for (i = 0; i < 2 * 8; i++)
+			if (got[i] / PYA_PAGE >= 3 ||
+			    !pya_is_zero(map, got[i], 512))
+				_exit(3);
+		if (pya_stats(fd, &st) || st.pages != 3)
+			_exit(4);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	ASSERT_EQ(0, pya_stats(fd, &after));
+	EXPECT_EQ(before.pages, after.pages);
+	EXPECT_EQ(before.blocks_allocated, after.blocks_allocated);
+	EXPECT_EQ(before.forks + 1, after.forks);
+	EXPECT_EQ(7, map[off[0]]);
+	munmap(map, info.window_size);
+	close(fd);
 }
 
 PYALLOC_TEST_MAIN

@@ -444,6 +444,29 @@ static int setup_kept_empty(struct ctx *c)
 }
 
 /*
+ * Two pools of 512-byte blocks in use, the second emptied and purged by a
+ * TRIM (its page given back): the batch revives it (a fresh page) and
+ * carves more, and undone it is purged again.
+ */
+static int setup_purged_pool(struct ctx *c)
+{
+	__u64 per_pool = c->info.pool_size / 512;
+	struct pyalloc_trim tr = { 0 };
+	int ret = hold(c, 512, 2 * per_pool);
+
+	if (ret)
+		return ret;
+	ret = pya_free_n(c->fd, c->held + per_pool, per_pool);
+	if (ret)
+		return ret;
+	c->nheld = per_pool;
+	ret = pya_ioctl(c->fd, PYALLOC_IOC_TRIM, &tr);
+	if (ret)
+		return ret;
+	return tr.pages == 1 ? 0 : -EPROTO;
+}
+
+/*
  * At the memory limit: arena A full, C with one pool in use (the most used
  * arena with a free pool, but none carved), B emptied and kept with all its
  * pools carved, and the limit at the pages held.  A new class can only take
@@ -569,6 +592,9 @@ static const struct scenario sc_alloc_kept = {
 static const struct scenario sc_alloc_limit = {
 	"ALLOC at the memory limit", false, setup_at_limit,
 	call_alloc_new_class };
+static const struct scenario sc_alloc_purged = {
+	"ALLOC batch reviving a purged pool", false, setup_purged_pool,
+	call_alloc_batch };
 static const struct scenario sc_trim = {
 	"TRIM of a kept empty arena", false, setup_kept_empty, call_trim };
 static const struct scenario sc_free_small = {
@@ -903,6 +929,11 @@ TEST_F_TIMEOUT(nth, alloc_new_arena, 300)
 TEST_F_TIMEOUT(nth, alloc_kept_empty_arena, 300)
 {
 	sweep(&sc_alloc_kept);
+}
+
+TEST_F_TIMEOUT(nth, alloc_purged_pool, 300)
+{
+	sweep(&sc_alloc_purged);
 }
 
 TEST_F_TIMEOUT(nth, alloc_at_limit, 300)

@@ -307,7 +307,7 @@ TEST(tracepoints)
 		"pyalloc_alloc: heap=", "bytes_req=42 bytes_alloc=48 count=3",
 		"pyalloc_free: heap=", "pyalloc_arena_create: heap=",
 		"pyalloc_arena_release: heap=", "pyalloc_fault: heap=",
-		"pyalloc_fork: parent=",
+		"pyalloc_fork: parent=", "pyalloc_purge: heap=", "pgoff=1 pages=1",
 	};
 	const char *tr = "/sys/kernel/tracing";
 	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MODE,
@@ -315,7 +315,7 @@ TEST(tracepoints)
 	struct pyalloc_trim trim = { 0 };
 	struct pyalloc_info info;
 	char path[128], *t;
-	__u64 off[3];
+	__u64 off[3], pool[8];
 	unsigned int i;
 	char *map;
 	pid_t pid;
@@ -344,6 +344,11 @@ TEST(tracepoints)
 	if (pid == 0)
 		_exit(0);
 	EXPECT_EQ(0, pya_wait_child(pid));
+	/* A pool emptied in a live arena: the trim purges it. */
+	ASSERT_EQ(0, pya_alloc(fd, 512, 8, pool, NULL));
+	ASSERT_EQ(0, pya_free(fd, pool, 8, NULL));
+	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_TRIM, &trim));
+	EXPECT_EQ(1, trim.pages);
 	ASSERT_EQ(0, pya_free(fd, off, 3, NULL));
 	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_TRIM, &trim));
 	munmap(map, info.window_size);

@@ -433,6 +433,8 @@ TEST(mode_and_window_config)
 	EXPECT_TRUE(info.features & PYALLOC_FEATURE_PRIVATE);
 	EXPECT_TRUE(info.features & PYALLOC_FEATURE_WINDOW_SIZE);
 	EXPECT_TRUE(info.features & PYALLOC_FEATURE_CLASS_STATS);
+	EXPECT_TRUE(info.features & PYALLOC_FEATURE_DECAY);
+	EXPECT_TRUE(info.features & PYALLOC_FEATURE_PURGE);
 	EXPECT_NE(0, info.heap_id);
 	c.mode = 2;
 	EXPECT_EQ(-EINVAL, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * PYALLOC_IOC_TRIM: the heap keeps one entirely empty arena (pages
- * included) to avoid thrashing; TRIM gives it back, like malloc_trim().
+ * included) to avoid thrashing; TRIM gives it back, like malloc_trim(), and
+ * purges the empty pools of the arenas still in use.
  */
 #include "pyalloc_util.h"
 
@@ -85,6 +86,67 @@ TEST_F_SIGNAL(heap, trim_unmaps, SIGBUS)
 	ASSERT_EQ(0, pya_trim(self->fd, NULL));
 	*p = 2;
 	TH_LOG("no SIGBUS after the arena was trimmed");
+}
+
+/*
+ * An arena still in use: TRIM gives back the page of each empty pool in it
+ * (purges it), keeps the live pools as they are, and a purged pool serves
+ * again from a fresh zeroed page.
+ */
+TEST_F(heap, trim_purges_empty_pools_of_a_live_arena)
+{
+	__u64 offs[3 * 8], again[2 * 8], pages = 0, i;
+	long long held = pya_param("pages_held");
+	struct pya_kstats st;
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 512, 3 * 8, offs, NULL)); /* 3 pools */
+	for (i = 0; i < 3 * 8; i++)
+		pya_fill(self->map, offs[i], 512, i);
+	ASSERT_EQ(0, pya_free(self->fd, offs + 8, 2 * 8, NULL));
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(3, st.pages);
+	EXPECT_EQ(2, st.pools_empty);
+	ASSERT_EQ(0, pya_trim(self->fd, &pages));
+	EXPECT_EQ(2, pages);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(1, st.pages);
+	EXPECT_EQ(0, st.pools_empty);
+	EXPECT_EQ(1, st.arenas_current);
+	EXPECT_EQ(0, st.arenas_reclaimed);
+	pya_check_stats(&st, &self->info);
+	if (held >= 0)
+		EXPECT_EQ(held + 1, pya_param("pages_held"));
+	for (i = 0; i < 8; i++)
+		EXPECT_TRUE(pya_check(self->map, offs[i], 512, i));
+	/* Nothing left to purge. */
+	ASSERT_EQ(0, pya_trim(self->fd, &pages));
+	EXPECT_EQ(0, pages);
+	/* The purged pools serve again, zeroed, before any new one. */
+	ASSERT_EQ(0, pya_alloc(self->fd, 512, 2 * 8, again, NULL));
+	for (i = 0; i < 2 * 8; i++) {
+		EXPECT_LT(again[i] / PYA_PAGE, 3);
+		EXPECT_TRUE(pya_is_zero(self->map, again[i], 512));
+	}
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(3, st.pages);
+	pya_check_stats(&st, &self->info);
+	if (held >= 0)
+		EXPECT_EQ(held + 3, pya_param("pages_held"));
+}
+
+/* A purged pool's page was mapped: it is gone from the mapping. */
+TEST_F_SIGNAL(heap, trim_unmaps_purged_pools, SIGBUS)
+{
+	volatile char *p;
+	__u64 offs[2 * 8];
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 512, 2 * 8, offs, NULL));
+	p = (volatile char *)self->map + offs[8];
+	*p = 1;
+	ASSERT_EQ(0, pya_free(self->fd, offs + 8, 8, NULL));
+	ASSERT_EQ(0, pya_trim(self->fd, NULL));
+	*p = 2;
+	TH_LOG("no SIGBUS after the pool was purged");
 }
 
 TEST_F(heap, trim_rejects_flags_and_reserved)

@@ -18,6 +18,9 @@ struct fake {
 	unsigned long pages_live;
 	unsigned long unmaps;
 	unsigned long unmapped_pages;	/* carved pages of unmapped arenas */
+	unsigned long purge_unmaps;	/* pages_unmap() calls */
+	unsigned long purge_unmapped;	/* pages they covered */
+	u64 last_purge_pgoff;
 };
 
 static struct fake *to_fake(struct pya_allocator *a)
@@ -107,6 +110,24 @@ static void fake_arena_unmap(struct pya_allocator *a, struct pya_arena *arena)
 	f->unmapped_pages += arena->ncarved;
 }
 
+static void fake_pages_unmap(struct pya_allocator *a, u64 pgoff, u32 npages)
+{
+	struct fake *f = to_fake(a);
+	u32 i;
+
+	/* Only carved pools that are empty and still have their page. */
+	for (i = 0; i < npages; i++) {
+		u64 p = pgoff + i;
+		struct pya_arena *ar = f->slots[p / a->pools_per_arena];
+		struct pya_pool *pool = &ar->pools[p % a->pools_per_arena];
+
+		assert(pool->page && !pool->nused);
+	}
+	f->purge_unmaps++;
+	f->purge_unmapped += npages;
+	f->last_purge_pgoff = pgoff;
+}
+
 static const struct pya_backend_ops fake_ops = {
 	.page_alloc = fake_page_alloc,
 	.page_copy = fake_page_copy,
@@ -116,6 +137,7 @@ static const struct pya_backend_ops fake_ops = {
 	.slot_lookup = fake_slot_lookup,
 	.slot_free = fake_slot_free,
 	.arena_unmap = fake_arena_unmap,
+	.pages_unmap = fake_pages_unmap,
 };
 
 /* 256 KiB arenas, 32 slots, limit in pages. */
@@ -329,6 +351,99 @@ static void test_arena_release(void)
 	fake_destroy(f);
 }
 
+/*
+ * Purging: a trim gives back the page of each empty pool of an arena in use
+ * (one unmap per run of neighbours), a purged pool serves again with a
+ * fresh zeroed page, and a failed call that revived one purges it again.
+ */
+static void test_purge(void)
+{
+	struct fake *f = fake_new(1024);
+	struct full_stats before, after;
+	static u64 offs[4 * 8], more[1 + 8], failed[2 * 8];
+	u32 purged_before, idx, i;
+	struct pyalloc_stats st;
+	struct pya_arena *ar;
+
+	alloc_many(f, offs, 4 * 8, 512);	/* pools 0..3 of arena 0 */
+	ar = f->slots[0];
+	memset(ar->pools[2].page, 0xa5, PAGE_SIZE);
+	free_many(f, offs + 8, 2 * 8);		/* pools 1 and 2 empty */
+	st = stats_of(f);
+	CHECK(st.pages == 4 && st.pools_empty == 2 && f->pages_live == 4);
+	CHECK(pya_allocator_trim(&f->a) == 2);
+	st = stats_of(f);
+	CHECK(st.pages == 2 && st.pools_empty == 0 && f->pages_live == 2);
+	CHECK(st.arenas_current == 1 && st.arenas_reclaimed == 0);
+	CHECK(f->purge_unmaps == 1 && f->purge_unmapped == 2 &&
+	      f->last_purge_pgoff == 1 && f->unmaps == 0);
+	CHECK(ar->ncarved == 4 && ar->npurged == 2 && f->a.pools_purged == 2);
+	CHECK(!ar->pools[1].page && !ar->pools[2].page);
+	/* Nothing more to purge; blocks of purged pools are not allocated. */
+	CHECK(pya_allocator_trim(&f->a) == 0 && f->purge_unmaps == 1);
+	CHECK(pya_free_blocks(&f->a, &offs[8], 1, &idx) == -EINVAL);
+
+	/* A new pool revives a purged one before carving pool 4: zeroed. */
+	CHECK(!pya_alloc_blocks(&f->a, 16, 1, more));
+	CHECK(more[0] >> PAGE_SHIFT == 1 || more[0] >> PAGE_SHIFT == 2);
+	CHECK(ar->ncarved == 4 && ar->npurged == 1 && f->pages_live == 3);
+	for (i = 0; i < PAGE_SIZE; i++)
+		if (((unsigned char *)ar->pools[more[0] >> PAGE_SHIFT].page)[i])
+			break;
+	CHECK(i == PAGE_SIZE);
+
+	/* A call that revives the last purged pool, then fails to carve. */
+	before = full_stats_of(f);
+	purged_before = ar->npurged;
+	f->fail_countdown = 2;
+	CHECK(pya_alloc_blocks(&f->a, 512, 2 * 8, failed) == -ENOMEM);
+	f->fail_countdown = 0;
+	after = full_stats_of(f);
+	CHECK(!memcmp(&before, &after, sizeof(before)));
+	CHECK(ar->npurged == purged_before && f->pages_live == 3 &&
+	      ar->ncarved == 4 && f->a.pools_purged == purged_before);
+
+	/* Everything freed: the arena goes back whole, purged pools too. */
+	CHECK(!pya_alloc_blocks(&f->a, 512, 8, more + 1));
+	CHECK(ar->npurged == 0 && f->pages_live == 4);
+	free_many(f, offs, 8);
+	free_many(f, offs + 3 * 8, 8);
+	free_many(f, more, 1 + 8);
+	CHECK(pya_allocator_trim(&f->a) == 4);
+	st = stats_of(f);
+	CHECK(st.arenas_current == 0 && st.pages == 0 && st.pools_empty == 0);
+	CHECK(f->pages_live == 0 && f->a.pools_purged == 0);
+	fake_destroy(f);
+}
+
+/*
+ * The decay's ticks: a pool, or an arena kept empty, goes back only once it
+ * has been empty for the given number of ticks, and the tick says whether
+ * anything is still kept (whether to tick again).
+ */
+static void test_decay_ages(void)
+{
+	struct fake *f = fake_new(1024);
+	static u64 offs[2 * 8];
+	bool kept;
+
+	f->a.keep_empty = UINT32_MAX;	/* as with a decay: keep them all */
+	alloc_many(f, offs, 2 * 8, 512);
+	free_many(f, offs + 8, 8);			/* pool 1, at tick 0 */
+	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 0 && kept);
+	free_many(f, offs, 1);				/* pool 0 still used */
+	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 1 && !kept);
+	CHECK(stats_of(f).pages == 1 && f->a.pools_purged == 1);
+	free_many(f, offs + 1, 7);			/* arena empty, tick 2 */
+	CHECK(stats_of(f).arenas_current == 1);
+	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 0 && kept);
+	CHECK(stats_of(f).arenas_current == 1 && stats_of(f).pages == 1);
+	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 1 && !kept);
+	CHECK(stats_of(f).arenas_current == 0 && f->pages_live == 0);
+	CHECK(f->a.pools_purged == 0);
+	fake_destroy(f);
+}
+
 static void test_most_used_arena_first(void)
 {
 	struct fake *f = fake_new(1024);
@@ -468,6 +583,9 @@ static void test_random_model(void)
 			}
 			CHECK(!pya_free_blocks(&f->a, offs, k, &idx));
 		}
+		/* Purges now and then: pages and blocks must still add up. */
+		if (round % 97 == 0)
+			pya_allocator_trim(&f->a);
 		if (round % 500 == 0) {
 			struct pyalloc_stats st = stats_of(f);
 			u64 bytes = 0;
@@ -522,14 +640,20 @@ static void test_clone(void)
 			}
 			CHECK(!pya_free_blocks(&f->a, offs, k, &idx));
 		}
+		/* Purged pools, some revived since, are copied too. */
+		if (round == 300 || round == 590)
+			pya_allocator_trim(&f->a);
 	}
+	CHECK(f->a.pools_purged > 0);
 	/* Mark every page so the copy of contents can be checked. */
 	for (i = 0; i < MAX_SLOTS; i++) {
 		struct pya_arena *ar = f->slots[i];
 		u32 p;
 
 		for (p = 0; ar && p < ar->ncarved; p++)
-			memset(ar->pools[p].page, (int)(i * 64 + p) & 0xff, 16);
+			if (ar->pools[p].page)	/* not purged */
+				memset(ar->pools[p].page,
+				       (int)(i * 64 + p) & 0xff, 16);
 	}
 	before = full_stats_of(f);
 
@@ -559,7 +683,13 @@ static void test_clone(void)
 		u32 p;
 
 		CHECK(!ar == !cr);
+		CHECK(!ar || !cr || (cr->ncarved == ar->ncarved &&
+				     cr->npurged == ar->npurged));
 		for (p = 0; ar && cr && p < ar->ncarved; p++) {
+			if (!ar->pools[p].page) {
+				CHECK(!cr->pools[p].page);
+				continue;
+			}
 			CHECK(cr->pools[p].page != ar->pools[p].page);
 			CHECK(!memcmp(cr->pools[p].page, ar->pools[p].page,
 				      PAGE_SIZE));
@@ -586,12 +716,14 @@ static void test_clone(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..11\n");
+	printf("TAP version 13\n1..13\n");
 	run("size_classes", test_size_classes);
 	run("alloc_layout", test_alloc_layout);
 	run("free_rejects", test_free_rejects);
 	run("free_then_reuse", test_free_then_reuse);
 	run("arena_release", test_arena_release);
+	run("purge", test_purge);
+	run("decay_ages", test_decay_ages);
 	run("most_used_arena_first", test_most_used_arena_first);
 	run("failure_sweep", test_failure_sweep);
 	run("memory_limit", test_memory_limit);

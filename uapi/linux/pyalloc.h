@@ -69,6 +69,7 @@
 #define PYALLOC_FEATURE_MEMLOCK		_BITULL(3) /* RLIMIT_MEMLOCK charged */
 #define PYALLOC_FEATURE_CLASS_STATS	_BITULL(4) /* stats.classes pointer */
 #define PYALLOC_FEATURE_DECAY		_BITULL(5) /* config.decay_ms */
+#define PYALLOC_FEATURE_PURGE		_BITULL(6) /* trim, decay: empty pools */
 
 /**
  * struct pyalloc_info - the allocator's geometry (PYALLOC_IOC_INFO)
@@ -136,8 +137,10 @@ struct pyalloc_info {
  *               allocates and frees in waves then reuses its arenas instead
  *               of having pages zeroed and faulted in again every wave, and
  *               still gets all of them back once they stayed empty this
- *               long (jemalloc's dirty_decay_ms); PYALLOC_IOC_TRIM gives
- *               them back at once.  May change at any time.
+ *               long (jemalloc's dirty_decay_ms), and with them the pages
+ *               of the pools that are empty in arenas still in use;
+ *               PYALLOC_IOC_TRIM gives them back at once.  May change at
+ *               any time.
  *
  * The granularity may only change before the heap's first allocation, the
  * window size and the mode before its first allocation or mapping (else
@@ -263,7 +266,7 @@ struct pyalloc_stats {
 };
 
 /**
- * struct pyalloc_trim - give empty arenas back (PYALLOC_IOC_TRIM)
+ * struct pyalloc_trim - give empty arenas and pools back (PYALLOC_IOC_TRIM)
  * @flags:    must be 0
  * @reserved: must be 0
  * @pages:    out: pool pages returned to the kernel
@@ -272,7 +275,9 @@ struct pyalloc_stats {
  * that a program hovering around an arena boundary does not allocate and
  * free pages over and over.  PYALLOC_IOC_TRIM releases it now (as
  * malloc_trim() does for glibc); the next allocation that needs it starts a
- * new one.
+ * new one.  It also gives back the page of every empty pool of the arenas
+ * still in use (PYALLOC_FEATURE_PURGE): the page leaves the mapping, and
+ * the pool gets a fresh zeroed page when it serves again.
  */
 struct pyalloc_trim {
 	__u32 flags;
