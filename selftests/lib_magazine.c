@@ -9,10 +9,20 @@
 #include "lib_util.h"
 
 /*
- * Per class: at most 2 * B blocks in the thread's magazine and 2 * B in the
- * heap's depot, B <= 64 (userspace/README.md).
+ * Per class c of size s: at most M blocks in the thread's magazine and
+ * 2 * B in the heap's depot, where B = clamp(16384 / s, 32, 64) and M the
+ * largest B * 2^k with M <= 512 and M <= 65536 / s, at least 2 * B
+ * (userspace/README.md, "Magazines").
  */
-#define MAG_MAX_BLOCKS	256
+static unsigned int class_bound(unsigned int size)
+{
+	unsigned int b = 16384 / size, m;
+
+	b = b > 64 ? 64 : b < 32 ? 32 : b;
+	for (m = 2 * b; 2 * m <= 512 && 2 * m <= 65536 / size; m *= 2)
+		;
+	return m + 2 * b;
+}
 
 /*
  * A steady workload: a working set of N objects of random sizes across all
@@ -67,10 +77,11 @@ TEST(magazine_is_bounded)
 	for (i = 0; i < N; i++)
 		pya_free(p[i]);
 	ASSERT_EQ(0, pya_heap_stats(NULL, &st));
+	ASSERT_EQ(8, st.granularity);
 	for (c = 0; c < st.num_classes; c++)
-		EXPECT_GE(MAG_MAX_BLOCKS, st.classes[c].blocks_cached);
+		EXPECT_GE(class_bound(8 * (c + 1)), st.classes[c].blocks_cached);
 	EXPECT_LT(0, st.classes[7].blocks_cached);
-	EXPECT_GE(MAG_MAX_BLOCKS, st.blocks_cached);
+	EXPECT_GE(class_bound(64), st.blocks_cached);
 	/* Every class at once: still bounded by the per-class figure. */
 	for (i = 0; i < N; i++)
 		ASSERT_NE(NULL, p[i] = pya_malloc(1 + i % 512));
@@ -78,9 +89,45 @@ TEST(magazine_is_bounded)
 		pya_free(p[i]);
 	ASSERT_EQ(0, pya_heap_stats(NULL, &st));
 	for (c = 0; c < st.num_classes; c++)
-		EXPECT_GE(MAG_MAX_BLOCKS, st.classes[c].blocks_cached);
+		EXPECT_GE(class_bound(8 * (c + 1)), st.classes[c].blocks_cached);
 	ksft_print_msg("%llu blocks cached after freeing %d blocks of all classes\n",
 		       (unsigned long long)st.blocks_cached, N);
+}
+
+/*
+ * A wave of allocations, then of frees: each trip of a streak doubles the
+ * magazine up to M (512 blocks of 16 bytes), so the wave costs about N / M
+ * system calls each way, not N / B; the magazine is bounded all the same.
+ */
+TEST(streaks_grow_to_the_kernel_batch)
+{
+	enum { N = 20000, M = 512 };
+	pya_heap_t *h = pya_heap_open(NULL);
+	struct pya_stats a, b;
+	static void *p[N];
+	int i;
+
+	ASSERT_NE(NULL, h);
+	ASSERT_EQ(0, pya_heap_stats(h, &a));
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, p[i] = pya_heap_malloc(h, 16));
+	ASSERT_EQ(0, pya_heap_stats(h, &b));
+	ksft_print_msg("%d allocations: %llu ALLOC ioctls\n", N,
+		       (unsigned long long)(b.ioctl_alloc - a.ioctl_alloc));
+	/* 64, 128, 256, then 512 a trip. */
+	EXPECT_GE(N / M + 4, b.ioctl_alloc - a.ioctl_alloc);
+	EXPECT_LE(N / M, b.ioctl_alloc - a.ioctl_alloc);
+	a = b;
+	for (i = 0; i < N; i++)
+		pya_heap_free(h, p[i]);
+	ASSERT_EQ(0, pya_heap_stats(h, &b));
+	ksft_print_msg("%d frees: %llu FREE ioctls\n", N,
+		       (unsigned long long)(b.ioctl_free - a.ioctl_free));
+	EXPECT_GE(N / M + 4, b.ioctl_free - a.ioctl_free);
+	EXPECT_GE(class_bound(16), b.classes[1].blocks_cached);
+	EXPECT_EQ(0, pya_heap_flush(h));
+	EXPECT_EQ(0, lib_kernel_blocks(h));
+	EXPECT_EQ(0, pya_heap_close(h));
 }
 
 static void *churn(void *arg)

@@ -295,10 +295,14 @@ static void heap_geometry(struct pya_heap *h)
 		if (b < PYAI_MAG_BATCH_MIN)
 			b = PYAI_MAG_BATCH_MIN;
 		h->batch[c] = b;
+		h->maxcap[c] = 2 * b;
+		while (2 * h->maxcap[c] <= PYALLOC_MAX_BATCH &&
+		       2 * h->maxcap[c] <= PYAI_MAG_STREAK_BYTES / size)
+			h->maxcap[c] *= 2;
 		h->limit[c] = (PYAI_PAGE_SIZE / size) * size;
 		h->divmagic[c] = UINT64_MAX / size + 1;
 		h->slots_off[c] = h->slots_total;
-		h->slots_total += 2 * b;
+		h->slots_total += h->maxcap[c];
 	}
 }
 
@@ -338,6 +342,7 @@ static int heap_configure(struct pya_heap *h, unsigned int gran,
 		return -1;
 	if (h->info.granularity != gran || h->info.pool_size != PYAI_PAGE_SIZE ||
 	    h->info.max_request != PYALLOC_MAX_REQUEST || h->info.mode != mode ||
+	    h->info.max_batch != PYALLOC_MAX_BATCH ||
 	    h->info.window_size < PYAI_PAGE_SIZE) {
 		errno = EPROTO;
 		return -1;

@@ -50,14 +50,27 @@
  *	B(c) = clamp(PYAI_MAG_BYTES / size(c), PYAI_MAG_BATCH_MIN, PYAI_MAG_BATCH_MAX)
  *
  * i.e. 64 blocks up to 256-byte classes, then down to 32 blocks of 512
- * bytes, so no class hoards more than 2 * 16 KiB per thread and heap.
- * Two refinements (magazine.c): a refill right after a refill, or a drain
- * right after a drain (a streak), moves 2 * B(c) blocks; and the heap's
- * depot, which holds up to 2 * B(c) more per class, is tried first.
+ * bytes: in mixed use no class hoards more than 2 * 16 KiB per thread and
+ * heap.  Two refinements (magazine.c):
+ *  - streaks: a refill right after a refill, or a drain right after a
+ *    drain, moves the whole magazine, and each further one in a row doubles
+ *    the magazine first, up to
+ *
+ *	M(c) = B(c) * 2^k, the largest with M(c) <= PYAI_MAG_STREAK_BYTES /
+ *	       size(c) and M(c) <= PYALLOC_MAX_BATCH, but at least 2 * B(c)
+ *
+ *    (512 blocks up to 128-byte classes, 64 KiB of blocks above), so a
+ *    wave of N allocations or frees costs about log2 + N / M(c) system
+ *    calls instead of N / B(c); the first trip against the streak brings
+ *    the magazine back to 2 * B(c);
+ *  - the heap's depot, which holds up to 2 * B(c) more per class, is tried
+ *    first.
+ * So a thread holds at most M(c) blocks of class c, and the depot 2 * B(c).
  */
 #define PYAI_MAG_BATCH_MAX	64
 #define PYAI_MAG_BATCH_MIN	32
 #define PYAI_MAG_BYTES		16384
+#define PYAI_MAG_STREAK_BYTES	65536
 
 /* Counters of one thread's use of one heap (or of a heap's direct path). */
 struct pyai_counters {
@@ -102,7 +115,8 @@ struct pyai_counters {
  */
 struct pyai_mag {
 	uint32_t count;		/* blocks held, written by the owner only */
-	uint32_t cap;		/* 2 * batch; 0 where no class is */
+	uint32_t cap;		/* 2 * B(c) .. M(c) (streaks); 0 where no
+				 * class is */
 	void **slots;		/* slots[0] oldest, slots[count - 1] newest;
 				 * inside the tcache's own mapping */
 };
@@ -157,7 +171,7 @@ struct pyai_tcache {
 	struct pyai_tcache **pprev;
 	size_t map_len;			/* bytes of this tcache's mapping */
 	/* Per magazine entry, the last trip to the kernel or depot:
-	 * PYAI_TRIP_REFILL or PYAI_TRIP_DRAIN (magazine.c, streaks). */
+	 * PYAI_TRIP_* (magazine.c, streaks). */
 	uint8_t last_trip[PYAI_MAG_ENTRIES];
 	/*
 	 * The slot arrays of every class, laid out back to back.  They live
@@ -175,8 +189,10 @@ _Static_assert(offsetof(struct pyai_tcache, check) ==
 	       sizeof(struct pyai_mag) == sizeof(struct pyai_blockcheck),
 	       "check[] must follow mag[] entry for entry");
 
-#define PYAI_TRIP_REFILL	1
-#define PYAI_TRIP_DRAIN		2
+#define PYAI_TRIP_REFILL	1	/* refilled B(c) */
+#define PYAI_TRIP_DRAIN		2	/* drained down to B(c) */
+#define PYAI_TRIP_REFILLS	3	/* filled the magazine: a streak */
+#define PYAI_TRIP_DRAINS	4	/* emptied it: a streak */
 
 /* Class @c's magazine in @tc. */
 static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,
@@ -245,6 +261,7 @@ struct pya_heap {
 	uint32_t slots_off[PYA_MAX_CLASSES];	/* class c's slots in a tcache */
 	uint32_t slots_total;
 	uint32_t batch[PYA_MAX_CLASSES];	/* B(c) */
+	uint32_t maxcap[PYA_MAX_CLASSES];	/* M(c), see above */
 	uint32_t limit[PYA_MAX_CLASSES];	/* blocks per page * size */
 	uint64_t divmagic[PYA_MAX_CLASSES];	/* divisibility test, see heap.c */
 	struct pyalloc_info info;

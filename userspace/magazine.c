@@ -10,8 +10,8 @@
  * refilled with B(c) blocks from the heap's depot or by one
  * PYALLOC_IOC_ALLOC; a full one (2 * B(c) blocks) leaves its B(c) oldest
  * blocks in the depot or returns them with one PYALLOC_IOC_FREE (the newest
- * stay: they are the ones still in the CPU cache); a streak moves 2 * B(c).
- * B(c) is in internal.h.
+ * stay: they are the ones still in the CPU cache); a streak moves the whole
+ * magazine and grows it, up to M(c).  B(c) and M(c) are in internal.h.
  *
  * Blocks of one class in one heap are interchangeable, so a block freed by
  * a thread other than the one that allocated it simply joins the freeing
@@ -163,7 +163,7 @@ static inline struct pyai_tcache *tcache_of(const struct pya_heap *h)
 static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
 			unsigned int c, uint32_t want, void **out)
 {
-	uint64_t offs[2 * PYAI_MAG_BATCH_MAX];
+	uint64_t offs[PYALLOC_MAX_BATCH];
 	struct pyalloc_alloc a = {
 		.size = pyai_class_size(h, c),
 		.offsets = (uintptr_t)offs,
@@ -603,22 +603,45 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 	return handout(p);
 }
 
+/*
+ * Streaks.  A refill right after a refill (the program is growing this
+ * class) fills the whole magazine, and a drain right after a drain empties
+ * it; each further trip of the same kind in a row first doubles the
+ * magazine, up to M(c) (internal.h), so a wave of N allocations or frees
+ * costs about N / M(c) system calls, not N / B(c), as the issue of batch
+ * sizes that adapt up to the kernel's limit asks.  The first trip the
+ * other way brings the magazine back to 2 * B(c), the drain shedding what
+ * a growing streak left: mixed use keeps the half-full magazine of B(c)
+ * blocks, and a thread hoards M(c) blocks only while it streams them.
+ * The capacity changes only here and in pyai_small_free(), by the owner,
+ * while the magazine is empty or about to be drained.
+ */
+static uint32_t streak_grow(const struct pya_heap *h, unsigned int c,
+			    uint32_t cap)
+{
+	return cap < h->maxcap[c] ? 2 * cap : cap;
+}
+
 /* Fill the empty magazine @m; the newest block is left out of its count
  * for the caller.  Blocks, or -1 with errno. */
-/*
- * Streaks: a refill right after a refill (the program is growing this
- * class) fills the whole magazine, and a drain right after a drain empties
- * it, so a wave of allocations or frees costs half the trips; mixed use
- * keeps the half-full magazine of B blocks.
- */
 static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 		  struct pyai_mag *m)
 {
-	uint32_t want = tc->last_trip[c + 1] == PYAI_TRIP_REFILL ?
-			m->cap : h->batch[c];
+	uint8_t *last = &tc->last_trip[c + 1];
+	uint32_t want;
 	int n;
 
-	tc->last_trip[c + 1] = PYAI_TRIP_REFILL;
+	if (*last == PYAI_TRIP_REFILLS) {
+		m->cap = streak_grow(h, c, m->cap);
+		want = m->cap;
+	} else if (*last == PYAI_TRIP_REFILL) {
+		want = m->cap;
+		*last = PYAI_TRIP_REFILLS;
+	} else {
+		m->cap = 2 * h->batch[c];
+		want = h->batch[c];
+		*last = PYAI_TRIP_REFILL;
+	}
 	kop_enter();
 	n = (int)depot_get(h, c, m->slots, want);
 	if (!n)
@@ -712,9 +735,19 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 			pyai_fatal("%s(): double free %p", fn, p);
 	}
 	if (m->count == m->cap) {
-		mag_drain(h, tc, m, tc->last_trip[c + 1] == PYAI_TRIP_DRAIN ?
-				    m->cap : h->batch[c], true);
-		tc->last_trip[c + 1] = PYAI_TRIP_DRAIN;
+		uint8_t *last = &tc->last_trip[c + 1];
+
+		/* Streaks: see refill(). */
+		if (*last == PYAI_TRIP_DRAIN || *last == PYAI_TRIP_DRAINS) {
+			mag_drain(h, tc, m, m->count, true);
+			if (*last == PYAI_TRIP_DRAINS)
+				m->cap = streak_grow(h, c, m->cap);
+			*last = PYAI_TRIP_DRAINS;
+		} else {
+			mag_drain(h, tc, m, m->count - h->batch[c], true);
+			m->cap = 2 * h->batch[c];
+			*last = PYAI_TRIP_DRAIN;
+		}
 		PYAI_BUMP(tc->ctr.free_drains, 1);
 	} else {
 		PYAI_BUMP(tc->ctr.free_hits, 1);
