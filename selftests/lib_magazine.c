@@ -146,7 +146,58 @@ static void *churn(void *arg)
 	return NULL;
 }
 
-/* A thread's magazines go back to the kernel when it exits. */
+static void *use_and_exit(void *arg)
+{
+	pya_heap_t *h = arg;
+	void *p[100];
+	int i;
+
+	for (i = 0; i < 100; i++)
+		if (!(p[i] = pya_heap_malloc(h, 40)))
+			return (void *)1;
+	for (i = 0; i < 100; i++)
+		pya_heap_free(h, p[i]);
+	return NULL;
+}
+
+/*
+ * A thread that exits while another thread uses the heap leaves its blocks
+ * in the depot for it (as far as there is room): the other thread's next
+ * refill of that class makes no system call.
+ */
+TEST(exiting_thread_leaves_blocks_to_the_others)
+{
+	enum { B = 64 };	/* B(c) of a 40-byte class */
+	pya_heap_t *h = pya_heap_open(NULL);
+	struct pya_stats a, b;
+	void *mine, *p;
+	pthread_t t;
+	void *ret;
+
+	ASSERT_NE(NULL, h);
+	ASSERT_NE(NULL, mine = pya_heap_malloc(h, 200));	/* a user */
+	ASSERT_EQ(0, pthread_create(&t, NULL, use_and_exit, h));
+	ASSERT_EQ(0, pthread_join(t, &ret));
+	EXPECT_EQ(NULL, ret);
+	ASSERT_EQ(0, pya_heap_stats(h, &a));
+	/* 100 blocks were cached by the thread; at most 2 * B stay. */
+	EXPECT_LT(0, a.classes[4].blocks_cached);
+	EXPECT_GE(2 * B, a.classes[4].blocks_cached);
+	EXPECT_EQ(a.classes[4].blocks_cached, lib_kernel_blocks(h) - 1 -
+		  a.classes[24].blocks_cached);
+	ASSERT_NE(NULL, p = pya_heap_malloc(h, 40));
+	ASSERT_EQ(0, pya_heap_stats(h, &b));
+	EXPECT_EQ(a.ioctl_alloc, b.ioctl_alloc);
+	EXPECT_EQ(a.mag_misses + 1, b.mag_misses);
+	pya_heap_free(h, p);
+	pya_heap_free(h, mine);
+	EXPECT_EQ(0, pya_heap_flush(h));
+	EXPECT_EQ(0, lib_kernel_blocks(h));
+	EXPECT_EQ(0, pya_heap_close(h));
+}
+
+/* A thread's magazines go back to the kernel when it exits, the depot too
+ * when it was the heap's last thread. */
 TEST(thread_exit_flushes)
 {
 	pya_heap_t *h = pya_heap_open(NULL);

@@ -203,14 +203,14 @@ static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,
 
 /*
  * The depot of one class of one heap (magazine.c): up to PYAI_DEPOT_BATCHES
- * batches of B(c) blocks that a thread's full magazine left for another
- * thread's empty one.
+ * * B(c) blocks that a thread's full magazine, or an exiting thread, left
+ * for another thread's empty magazine.
  */
 #define PYAI_DEPOT_BATCHES	2
 
 struct pyai_depot {
 	int lock;		/* a spinlock: held for one memcpy of a batch */
-	uint32_t batches;
+	uint32_t count;		/* blocks held */
 	void **slots;		/* PYAI_DEPOT_BATCHES * B(c), in depot_map */
 };
 

@@ -15,9 +15,9 @@
  *
  * Blocks of one class in one heap are interchangeable, so a block freed by
  * a thread other than the one that allocated it simply joins the freeing
- * thread's magazine.  A thread's magazines go back to the kernel when the
- * thread exits (pthread key destructor), when the heap is closed, or on
- * pya_heap_flush().
+ * thread's magazine.  A thread's magazines go back when the thread exits
+ * (pthread key destructor: to the depot while other threads use the heap,
+ * see tcache_leave()), when the heap is closed, or on pya_heap_flush().
  *
  * Locking: the fast paths touch only the calling thread's own structures.
  * pyai_lock guards the lists that let other threads find a thread's
@@ -245,14 +245,15 @@ lost:
 /* --- the depot ----------------------------------------------------------- */
 
 /*
- * The depot layer of Bonwick and Adams: per heap and class, a few full
- * batches that one thread's overflowing magazine leaves and another
- * thread's empty magazine takes.  A producer thread that allocates what a
- * consumer thread frees then gets its blocks back without the two system
- * calls of a drain and a refill.  A drain that finds the depot full, and a
- * refill that finds it empty, go to the kernel as before; it never holds
- * more than PYAI_DEPOT_BATCHES batches a class, and pya_heap_trim(),
- * pya_heap_flush()... give them back (pyai_depot_flush()).
+ * The depot layer of Bonwick and Adams: per heap and class, a few batches
+ * of blocks that one thread's overflowing magazine (or an exiting thread)
+ * leaves and another thread's empty magazine takes.  A producer thread
+ * that allocates what a consumer thread frees then gets its blocks back
+ * without the two system calls of a drain and a refill.  What does not
+ * fit in the depot, and a refill that finds it empty, go to the kernel as
+ * before; it never holds more than PYAI_DEPOT_BATCHES * B(c) blocks a
+ * class, and pya_heap_trim(), pya_heap_flush()... give them back
+ * (pyai_depot_flush()).
  *
  * Puts and gets happen inside a refill or a drain, between kop_enter() and
  * kop_exit(), which fork() waits for (pyai_fork_prepare()); a search for a
@@ -306,46 +307,48 @@ void pyai_depot_destroy(struct pya_heap *h)
 	h->depot_map = NULL;
 }
 
-/* Leave as many whole batches of the @n @blocks in the depot as it has
- * room for; blocks it took. */
+static uint32_t depot_cap(const struct pya_heap *h, unsigned int c)
+{
+	return PYAI_DEPOT_BATCHES * h->batch[c];
+}
+
+/* Leave as many of the @n @blocks in the depot as it has room for; blocks
+ * it took (the first ones). */
 static uint32_t depot_put(struct pya_heap *h, unsigned int c,
 			  void *const *blocks, uint32_t n)
 {
 	struct pyai_depot *d = &h->depot[c];
-	uint32_t b = h->batch[c], k;
+	uint32_t k;
 
-	if (!h->depot_map || n < b || __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
+	if (!h->depot_map || !n || __atomic_load_n(&h->lost, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&d->count, __ATOMIC_RELAXED) == depot_cap(h, c))
 		return 0;
 	depot_lock(d);
-	k = PYAI_DEPOT_BATCHES - d->batches;
-	if (k > n / b)
-		k = n / b;
-	memcpy(d->slots + (size_t)d->batches * b, blocks,
-	       (size_t)k * b * sizeof(void *));
-	d->batches += k;
+	k = depot_cap(h, c) - d->count;
+	if (k > n)
+		k = n;
+	memcpy(d->slots + d->count, blocks, (size_t)k * sizeof(void *));
+	__atomic_store_n(&d->count, d->count + k, __ATOMIC_RELAXED);
 	depot_unlock(d);
-	return k * b;
+	return k;
 }
 
-/* Take up to @want blocks of class @c, in whole batches, into @out. */
+/* Take up to @want blocks of class @c into @out. */
 static uint32_t depot_get(struct pya_heap *h, unsigned int c, void **out,
 			  uint32_t want)
 {
 	struct pyai_depot *d = &h->depot[c];
-	uint32_t b = h->batch[c], k;
+	uint32_t k;
 
-	if (!h->depot_map || !__atomic_load_n(&d->batches, __ATOMIC_RELAXED) ||
+	if (!h->depot_map || !__atomic_load_n(&d->count, __ATOMIC_RELAXED) ||
 	    __atomic_load_n(&h->lost, __ATOMIC_RELAXED))
 		return 0;
 	depot_lock(d);
-	k = d->batches;
-	if (k > want / b)
-		k = want / b;
-	d->batches -= k;
-	memcpy(out, d->slots + (size_t)d->batches * b,
-	       (size_t)k * b * sizeof(void *));
+	k = d->count < want ? d->count : want;
+	__atomic_store_n(&d->count, d->count - k, __ATOMIC_RELAXED);
+	memcpy(out, d->slots + d->count, (size_t)k * sizeof(void *));
 	depot_unlock(d);
-	return k * b;
+	return k;
 }
 
 /* Is @p in the depot of class @c?  (A double free, see pyai_small_free().) */
@@ -358,7 +361,7 @@ static bool depot_holds(struct pya_heap *h, unsigned int c, const void *p)
 	if (!h->depot_map)
 		return false;
 	depot_lock(d);
-	n = (size_t)d->batches * h->batch[c];
+	n = d->count;
 	for (i = 0; i < n && !found; i++)
 		found = d->slots[i] == p;
 	depot_unlock(d);
@@ -400,12 +403,12 @@ static void depot_fork_child(struct pya_heap *h, void *arg)
 		h->depot[c].lock = 0;
 		if (keep)
 			continue;
-		n = (uint64_t)h->depot[c].batches * h->batch[c];
+		n = h->depot[c].count;
 		if (h->private_mode)
 			h->retired.lost_blocks += n;
 		else
 			h->retired.forks_dropped += n;
-		h->depot[c].batches = 0;
+		h->depot[c].count = 0;
 	}
 }
 
@@ -809,6 +812,34 @@ void pyai_heap_detach_caches(struct pya_heap *h)
 	}
 }
 
+/*
+ * A thread exits while other threads still use the heap: its blocks are
+ * theirs to reuse, so they go to the depot as far as it has room (Bonwick
+ * and Adams' magazines return to the depot, not to the slab), the rest
+ * back to the kernel.  A server that replaces its threads (larson) then
+ * hands each one's blocks to the next without a system call.  The depot
+ * stays bounded (PYAI_DEPOT_BATCHES * B(c) a class) and is flushed as
+ * always, and by the heap's last thread.
+ */
+static void tcache_leave(struct pyai_tcache *tc)
+{
+	unsigned int c;
+
+	for (c = 0; c < tc->heap->nclasses; c++) {
+		struct pyai_mag *m = pyai_mag_of(tc, c);
+
+		mag_drain(tc->heap, tc, m, m->count, true);
+	}
+}
+
+/* The heap's last thread exits: nothing it, or the threads gone before it,
+ * left behind stays cached. */
+static void thread_exit_last(struct pyai_tcache *tc)
+{
+	tcache_drain_all(tc);
+	pyai_depot_flush(tc->heap);
+}
+
 static void thread_exit(void *arg)
 {
 	struct pyai_thread *t = arg;
@@ -826,16 +857,18 @@ static void thread_exit(void *arg)
 	pyai_lock_take();
 	for (i = 0; i < PYA_MAX_HEAPS; i++) {
 		struct pyai_tcache *tc = t->cache[i];
+		struct pya_heap *h;
 
 		if (!tc)
 			continue;
-		if (tc->heap) {
-			tcache_drain_all(tc);
-			/* And the depot: nothing a thread leaves behind stays
-			 * cached once it is gone. */
-			pyai_depot_flush(tc->heap);
-			tcache_retire(tc);
+		h = tc->heap;
+		if (h) {
 			tcache_unlink(tc);
+			if (h->caches)
+				tcache_leave(tc);
+			else
+				thread_exit_last(tc);
+			tcache_retire(tc);
 		}
 		tcache_free(tc);
 	}
@@ -1034,9 +1067,9 @@ void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
 		for (c = 0; c < h->nclasses; c++)
 			cached[c] += PYAI_LOAD(pyai_mag_of(tc, c)->count);
 	}
-	/* Batches in the depot are cached blocks too. */
+	/* Blocks in the depot are cached blocks too. */
 	for (c = 0; c < h->nclasses; c++)
-		cached[c] += (uint64_t)__atomic_load_n(&h->depot[c].batches,
-						       __ATOMIC_RELAXED) * h->batch[c];
+		cached[c] += __atomic_load_n(&h->depot[c].count,
+					     __ATOMIC_RELAXED);
 	pyai_lock_release();
 }
