@@ -65,10 +65,10 @@ void *pya_malloc(size_t n)
 	return heap_malloc(NULL, n);
 }
 
-static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
-				size_t size)
+/* What heap_calloc()'s inline fast path declines (see realloc_slow()). */
+static __attribute__((noinline)) void *calloc_slow(struct pya_heap *h,
+						   size_t nmemb, size_t size)
 {
-	struct pyai_tcache *tc = tcache_for(h);
 	size_t n;
 	void *p;
 
@@ -76,22 +76,33 @@ static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
 		errno = ENOMEM;
 		return NULL;
 	}
-	/* The kernel zeroes fresh pages only; a reused block keeps whatever
-	 * was last written to it. */
-	if (likely(pyai_small_request(n))) {
-		p = pyai_fast_calloc(tc, n, tc->shift);
-		if (likely(p))
-			return p;
-	}
 	if (n > PYA_SMALL_MAX)
 		return pyai_large_alloc(n, 0);	/* fresh pages: already zero */
 	h = heap_or_default(h);
 	if (unlikely(!h))
 		return NULL;
 	p = pyai_small_alloc(h, pyai_class_of(h, n));
+	/* The kernel zeroes fresh pages only; a reused block keeps whatever
+	 * was last written to it. */
 	if (p)
 		memset(p, 0, pyai_class_size(h, pyai_class_of(h, n)));
 	return p;
+}
+
+static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
+				size_t size)
+{
+	struct pyai_tcache *tc = tcache_for(h);
+	size_t n;
+
+	if (likely(!__builtin_mul_overflow(nmemb, size, &n) &&
+		   pyai_small_request(n))) {
+		void *p = pyai_fast_calloc(tc, n, tc->shift);
+
+		if (likely(p))
+			return p;
+	}
+	return calloc_slow(h, nmemb, size);
 }
 
 void *pya_heap_calloc(pya_heap_t *h, size_t nmemb, size_t size)
@@ -196,16 +207,17 @@ static void *realloc_small(struct pya_heap *owner, void *p, size_t n,
 	return q;
 }
 
-static void *do_realloc(struct pya_heap *h, void *p, size_t n, const char *fn)
+/*
+ * What the inline fast path of realloc declines, out of line so that the
+ * fast path saves no registers for it (as malloc_slow(), calloc_slow()).
+ */
+static __attribute__((noinline)) void *realloc_slow(struct pya_heap *h,
+						    void *p, size_t n,
+						    const char *fn)
 {
-	struct pyai_tcache *tc = tcache_for(h);
 	struct pya_heap *owner;
 	void *q;
 
-	/* Small to small in the thread's last-used heap: inline. */
-	q = pyai_fast_realloc(tc, p, n, tc->shift, fn);
-	if (likely(q))
-		return q;
 	if (!p)
 		return heap_malloc(h, n);
 	if (n == 0)
@@ -227,6 +239,18 @@ static void *do_realloc(struct pya_heap *h, void *p, size_t n, const char *fn)
 	memcpy(q, p, n);
 	pyai_large_free(p);
 	return q;
+}
+
+static inline void *do_realloc(struct pya_heap *h, void *p, size_t n,
+			       const char *fn)
+{
+	struct pyai_tcache *tc = tcache_for(h);
+	/* Small to small in the thread's last-used heap: inline. */
+	void *q = pyai_fast_realloc(tc, p, n, tc->shift, fn);
+
+	if (likely(q))
+		return q;
+	return realloc_slow(h, p, n, fn);
 }
 
 void *pya_heap_realloc(pya_heap_t *h, void *p, size_t n)

@@ -146,14 +146,13 @@ static inline struct pyai_mag *pyai_fast_block(struct pyai_tcache *tc,
 	return m;
 }
 
-static inline bool pyai_fast_free(struct pyai_tcache *tc, void *p)
+/* Push the block @p, known to belong to @m, unless @m is full or @p may
+ * be in it already (see above). */
+static inline bool pyai_fast_push(struct pyai_tcache *tc, struct pyai_mag *m,
+				  void *p)
 {
-	struct pyai_mag *m = pyai_fast_block(tc, p);
-	uint32_t k;
+	uint32_t k = m->count;
 
-	if (unlikely(!m))
-		return false;
-	k = m->count;
 	if (unlikely(k >= m->cap || *(uint64_t *)p == PYAI_FREED_KEY))
 		return false;
 	*(uint64_t *)p = PYAI_FREED_KEY;
@@ -161,6 +160,15 @@ static inline bool pyai_fast_free(struct pyai_tcache *tc, void *p)
 	PYAI_INC_COUNT(m);
 	PYAI_INC(tc->ctr.free_hits);
 	return true;
+}
+
+static inline bool pyai_fast_free(struct pyai_tcache *tc, void *p)
+{
+	struct pyai_mag *m = pyai_fast_block(tc, p);
+
+	if (unlikely(!m))
+		return false;
+	return pyai_fast_push(tc, m, p);
 }
 
 /* calloc() of @n bytes, 1 <= @n <= PYA_SMALL_MAX; NULL when declined. */
@@ -199,7 +207,8 @@ static inline void *pyai_fast_realloc(struct pyai_tcache *tc, void *p,
 		return NULL;
 	old = (size_t)(m - tc->mag) << shift;
 	memcpy(q, p, old < n ? old : n);
-	if (!pyai_fast_free(tc, p))
+	/* @p is a block of @m's class: pyai_fast_block() said so above. */
+	if (!pyai_fast_push(tc, m, p))
 		pyai_small_free(tc->heap, p, (unsigned int)(m - tc->mag) - 1, fn);
 	return q;
 }

@@ -181,7 +181,12 @@ EXPORT void free(void *p)
 	free_slow(p);
 }
 
-EXPORT void *calloc(size_t nmemb, size_t size)
+/*
+ * calloc() and realloc() are split like malloc(): what the inline fast path
+ * declines goes out of line, so that the fast path saves no registers for
+ * the slow one (six pushes and pops a call, a tenth of a calloc).
+ */
+static __attribute__((noinline)) void *calloc_slow(size_t nmemb, size_t size)
 {
 	struct pya_heap *h;
 	size_t n;
@@ -189,12 +194,6 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (__builtin_mul_overflow(nmemb, size, &n)) {
 		errno = ENOMEM;
 		return NULL;
-	}
-	if (likely(pyai_small_request(n))) {
-		void *p = pyai_fast_calloc(pyai_last, n, PRE_SHIFT);
-
-		if (likely(p))
-			return p;
 	}
 	h = heap_get();
 	if (h && n <= PYA_SMALL_MAX) {
@@ -210,16 +209,27 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	return __libc_calloc(nmemb, size);
 }
 
-EXPORT void *realloc(void *p, size_t n)
+EXPORT void *calloc(size_t nmemb, size_t size)
+{
+	size_t n;
+
+	if (likely(!__builtin_mul_overflow(nmemb, size, &n) &&
+		   pyai_small_request(n))) {
+		void *p = pyai_fast_calloc(pyai_last, n, PRE_SHIFT);
+
+		if (likely(p))
+			return p;
+	}
+	return calloc_slow(nmemb, size);
+}
+
+static __attribute__((noinline)) void *realloc_slow(void *p, size_t n)
 {
 	struct pya_heap *h;
 	size_t old;
 	void *q;
 	int c;
 
-	q = pyai_fast_realloc(pyai_last, p, n, PRE_SHIFT, "realloc");
-	if (likely(q))
-		return q;
 	if (!p)
 		return malloc(n);
 	h = heap_get();
@@ -242,6 +252,15 @@ EXPORT void *realloc(void *p, size_t n)
 	memcpy(q, p, old < n ? old : n);
 	small_free(h, p, "realloc");
 	return q;
+}
+
+EXPORT void *realloc(void *p, size_t n)
+{
+	void *q = pyai_fast_realloc(pyai_last, p, n, PRE_SHIFT, "realloc");
+
+	if (likely(q))
+		return q;
+	return realloc_slow(p, n);
 }
 
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
