@@ -47,7 +47,7 @@ static inline void *heap_malloc(struct pya_heap *h, size_t n)
 	struct pyai_tcache *tc = tcache_for(h);
 
 	if (likely(pyai_small_request(n))) {
-		void *p = pyai_fast_alloc(tc, n, tc->shift);
+		void *p = pyai_fast_alloc(tc, n, tc->scale);
 
 		if (likely(p))
 			return p;
@@ -97,7 +97,7 @@ static inline void *heap_calloc(struct pya_heap *h, size_t nmemb,
 
 	if (likely(!__builtin_mul_overflow(nmemb, size, &n) &&
 		   pyai_small_request(n))) {
-		void *p = pyai_fast_calloc(tc, n, tc->shift);
+		void *p = pyai_fast_calloc(tc, n, tc->scale, tc->shift);
 
 		if (likely(p))
 			return p;
@@ -246,7 +246,7 @@ static inline void *do_realloc(struct pya_heap *h, void *p, size_t n,
 {
 	struct pyai_tcache *tc = tcache_for(h);
 	/* Small to small in the thread's last-used heap: inline. */
-	void *q = pyai_fast_realloc(tc, p, n, tc->shift, fn);
+	void *q = pyai_fast_realloc(tc, p, n, tc->scale, tc->shift, fn);
 
 	if (likely(q))
 		return q;

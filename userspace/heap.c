@@ -301,8 +301,10 @@ static void heap_geometry(struct pya_heap *h)
 			h->maxcap[c] *= 2;
 		h->limit[c] = (PYAI_PAGE_SIZE / size) * size;
 		h->divmagic[c] = UINT64_MAX / size + 1;
-		h->slots_off[c] = h->slots_total;
-		h->slots_total += h->maxcap[c];
+		/* A NULL guard word below each slot array (struct
+		 * pyai_mag): the tcache's mapping comes zeroed. */
+		h->slots_off[c] = h->slots_total + 1;
+		h->slots_total += 1 + h->maxcap[c];
 	}
 }
 

@@ -112,13 +112,20 @@ struct pyai_counters {
 /*
  * One magazine: 16 bytes, so that a class's entry is its index times 16,
  * which for a 16-byte granularity is the request size rounded down.
+ *
+ * A stack of blocks in a slot array of the tcache's own mapping: the
+ * blocks are base[0] (oldest) .. top[-1] (newest), base being
+ * tcache.mbase[] of the entry.  Pointers rather than a count, so that a
+ * pop is one load of top[-1] and a push one store at top: the word below
+ * each slot array is a NULL guard, which a pop of an empty magazine reads
+ * (no block is NULL), and a push checks top against limit.  Entries of no
+ * class point top and limit at the tcache's own guard (tcache.guard): empty
+ * and full at once.  top is written by the owner only (and racily read by
+ * statistics); limit changes with the streaks (magazine.c).
  */
 struct pyai_mag {
-	uint32_t count;		/* blocks held, written by the owner only */
-	uint32_t cap;		/* 2 * B(c) .. M(c) (streaks); 0 where no
-				 * class is */
-	void **slots;		/* slots[0] oldest, slots[count - 1] newest;
-				 * inside the tcache's own mapping */
+	void **top;
+	void **limit;		/* base + capacity: 2 * B(c) .. M(c) */
 };
 
 /*
@@ -163,6 +170,9 @@ struct pyai_tcache {
 	uint64_t window_size;		/* 0 once the heap is closed */
 	const uint8_t *page_class;	/* the heap's table */
 	unsigned int shift;		/* log2(granularity) */
+	/* 16 / granularity: a request's entry offset is ((n - 1) * scale)
+	 * rounded down to 16, one multiplication (magazine.h). */
+	unsigned int scale;
 	bool is_default;		/* the heap of pya_malloc() / malloc() */
 	struct pya_heap *heap;		/* NULL once the heap is closed */
 	struct pyai_counters ctr;
@@ -173,6 +183,10 @@ struct pyai_tcache {
 	/* Per magazine entry, the last trip to the kernel or depot:
 	 * PYAI_TRIP_* (magazine.c, streaks). */
 	uint8_t last_trip[PYAI_MAG_ENTRIES];
+	/* Per entry, the bottom of its slot array (see struct pyai_mag). */
+	void **mbase[PYAI_MAG_ENTRIES];
+	/* What the entries of no class point at: a NULL word. */
+	void *guard;
 	/*
 	 * The slot arrays of every class, laid out back to back.  They live
 	 * in the same mapping as the tcache rather than in malloc()ed arrays:
@@ -199,6 +213,38 @@ static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,
 					   unsigned int c)
 {
 	return &tc->mag[c + 1];
+}
+
+/* The blocks of @m, its count and capacity (slow paths, statistics). */
+static inline void **pyai_mag_slots(const struct pyai_tcache *tc,
+				    const struct pyai_mag *m)
+{
+	return tc->mbase[m - tc->mag];
+}
+
+static inline uint32_t pyai_mag_count(const struct pyai_tcache *tc,
+				      const struct pyai_mag *m)
+{
+	return (uint32_t)(__atomic_load_n(&m->top, __ATOMIC_RELAXED) -
+			  pyai_mag_slots(tc, m));
+}
+
+static inline void pyai_mag_set_count(struct pyai_tcache *tc,
+				      struct pyai_mag *m, uint32_t n)
+{
+	__atomic_store_n(&m->top, pyai_mag_slots(tc, m) + n, __ATOMIC_RELAXED);
+}
+
+static inline uint32_t pyai_mag_cap(const struct pyai_tcache *tc,
+				    const struct pyai_mag *m)
+{
+	return (uint32_t)(m->limit - pyai_mag_slots(tc, m));
+}
+
+static inline void pyai_mag_set_cap(struct pyai_tcache *tc,
+				    struct pyai_mag *m, uint32_t cap)
+{
+	m->limit = pyai_mag_slots(tc, m) + cap;
 }
 
 /*

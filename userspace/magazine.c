@@ -57,7 +57,13 @@
  * it exits, so the fast paths need no NULL test.  Its shift keeps the
  * largest small request's index inside mag[].
  */
-struct pyai_tcache pyai_no_tcache = { .shift = 3 };
+struct pyai_tcache pyai_no_tcache = {
+	.mag = { [0 ... PYAI_MAG_ENTRIES - 1] = {
+		.top = &pyai_no_tcache.guard + 1,
+		.limit = &pyai_no_tcache.guard + 1 } },
+	.shift = 3,
+	.scale = 2,
+};
 __thread struct pyai_tcache *pyai_last TLS_IE = &pyai_no_tcache;
 __thread struct pyai_tcache *pyai_last_default TLS_IE = &pyai_no_tcache;
 
@@ -432,21 +438,22 @@ static void depot_unlock_all(struct pya_heap *h, void *arg)
 static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 		      struct pyai_mag *m, uint32_t n, bool to_depot)
 {
-	uint32_t count = m->count, kept;
+	uint32_t count = pyai_mag_count(tc, m), kept;
 	unsigned int c = (unsigned int)(m - tc->mag) - 1;
+	void **slots = pyai_mag_slots(tc, m);
 
 	if (n > count)
 		n = count;
 	if (!n)
 		return;
 	kop_enter();
-	kept = to_depot ? depot_put(h, c, m->slots, n) : 0;
+	kept = to_depot ? depot_put(h, c, slots, n) : 0;
 	if (kept < n)
-		kernel_free(h, tc, m->slots + kept, n - kept, NULL);
-	memmove(m->slots, m->slots + n, (count - n) * sizeof(void *));
+		kernel_free(h, tc, slots + kept, n - kept, NULL);
+	memmove(slots, slots + n, (count - n) * sizeof(void *));
 	/* A drain that found the heap lost left the magazine forgotten
 	 * (pyai_tcache_lost()): it stays empty. */
-	PYAI_STORE(m->count, tc->window_size ? count - n : 0);
+	pyai_mag_set_count(tc, m, tc->window_size ? count - n : 0);
 	kop_exit();
 }
 
@@ -457,9 +464,10 @@ static unsigned int tcache_drain_all(struct pyai_tcache *tc)
 
 	for (c = 0; c < h->nclasses; c++) {
 		struct pyai_mag *m = pyai_mag_of(tc, c);
+		uint32_t count = pyai_mag_count(tc, m);
 
-		n += m->count;
-		mag_drain(h, tc, m, m->count, false);
+		n += count;
+		mag_drain(h, tc, m, count, false);
 	}
 	return n;
 }
@@ -482,18 +490,26 @@ static struct pyai_tcache *tcache_new(struct pya_heap *h,
 			  0 : h->window_size;
 	tc->page_class = h->page_class;
 	tc->shift = h->shift;
+	tc->scale = 16 >> h->shift;
+	/* Entries of no class: empty and full at once (struct pyai_mag). */
+	for (c = 0; c < PYAI_MAG_ENTRIES; c++) {
+		tc->mbase[c] = &tc->guard + 1;
+		tc->mag[c].top = &tc->guard + 1;
+		tc->mag[c].limit = &tc->guard + 1;
+	}
 	tc->is_default = h->is_default;
 	tc->heap = h;
 	tc->owner = t;
-	/* Entries past the last class stay zero: capacity 0 (internal.h). */
+	/* Block checks past the last class stay zero (internal.h). */
 	for (c = 0; c < h->nclasses; c++) {
 		struct pyai_mag *m = pyai_mag_of(tc, c);
 
 		struct pyai_blockcheck *bc = &tc->check[c + 1];
 		uint32_t size = pyai_class_size(h, c);
 
-		m->cap = 2 * h->batch[c];
-		m->slots = tc->slots + h->slots_off[c];
+		tc->mbase[c + 1] = tc->slots + h->slots_off[c];
+		m->top = tc->mbase[c + 1];
+		pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
 		bc->divmagic = h->divmagic[c];
 		bc->divbound = (uint64_t)(PYAI_PAGE_SIZE / size - 1) *
 			       (size * h->divmagic[c]);
@@ -631,26 +647,28 @@ static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 		  struct pyai_mag *m)
 {
 	uint8_t *last = &tc->last_trip[c + 1];
+	void **slots = pyai_mag_slots(tc, m);
 	uint32_t want;
 	int n;
 
 	if (*last == PYAI_TRIP_REFILLS) {
-		m->cap = streak_grow(h, c, m->cap);
-		want = m->cap;
+		want = streak_grow(h, c, pyai_mag_cap(tc, m));
 	} else if (*last == PYAI_TRIP_REFILL) {
-		want = m->cap;
+		want = pyai_mag_cap(tc, m);
 		*last = PYAI_TRIP_REFILLS;
 	} else {
-		m->cap = 2 * h->batch[c];
+		pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
 		want = h->batch[c];
 		*last = PYAI_TRIP_REFILL;
 	}
+	if (want > pyai_mag_cap(tc, m))
+		pyai_mag_set_cap(tc, m, want);
 	kop_enter();
-	n = (int)depot_get(h, c, m->slots, want);
+	n = (int)depot_get(h, c, slots, want);
 	if (!n)
-		n = kernel_alloc(h, tc, c, want, m->slots);
+		n = kernel_alloc(h, tc, c, want, slots);
 	if (n > 0)
-		PYAI_STORE(m->count, (uint32_t)n - 1);
+		pyai_mag_set_count(tc, m, (uint32_t)n - 1);
 	kop_exit();
 	return n;
 }
@@ -672,10 +690,10 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 	if (!tc)
 		return direct_alloc(h, c);
 	m = pyai_mag_of(tc, c);
-	if (m->count) {
+	if (pyai_mag_count(tc, m)) {
 		PYAI_BUMP(tc->ctr.mag_hits, 1);
-		PYAI_STORE(m->count, m->count - 1);
-		return handout(m->slots[m->count]);
+		__atomic_store_n(&m->top, m->top - 1, __ATOMIC_RELAXED);
+		return handout(*m->top);
 	}
 	n = refill(h, tc, c, m);
 	if (n < 0 && errno == ENOMEM && !h->lost &&
@@ -686,7 +704,7 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 	if (n < 0)
 		return NULL;
 	PYAI_BUMP(tc->ctr.mag_misses, 1);
-	return handout(m->slots[n - 1]);
+	return handout(pyai_mag_slots(tc, m)[n - 1]);
 }
 
 /* --- free ------------------------------------------------------------- */
@@ -716,7 +734,8 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 {
 	struct pyai_tcache *tc;
 	struct pyai_mag *m;
-	uint32_t i;
+	uint32_t i, count;
+	void **slots;
 
 	if (h->flags & PYA_HEAP_DEBUG)
 		return direct_free(h, p, fn);
@@ -730,25 +749,28 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 	if (!tc)
 		return direct_free(h, p, fn);
 	m = pyai_mag_of(tc, c);
+	slots = pyai_mag_slots(tc, m);
+	count = pyai_mag_count(tc, m);
 	if (*(uint64_t *)p == PYAI_FREED_KEY) {
-		for (i = 0; i < m->count; i++)
-			if (unlikely(m->slots[i] == p))
+		for (i = 0; i < count; i++)
+			if (unlikely(slots[i] == p))
 				pyai_fatal("%s(): double free %p", fn, p);
 		if (unlikely(depot_holds(h, c, p)))
 			pyai_fatal("%s(): double free %p", fn, p);
 	}
-	if (m->count == m->cap) {
+	if (count == pyai_mag_cap(tc, m)) {
 		uint8_t *last = &tc->last_trip[c + 1];
 
 		/* Streaks: see refill(). */
 		if (*last == PYAI_TRIP_DRAIN || *last == PYAI_TRIP_DRAINS) {
-			mag_drain(h, tc, m, m->count, true);
+			mag_drain(h, tc, m, count, true);
 			if (*last == PYAI_TRIP_DRAINS)
-				m->cap = streak_grow(h, c, m->cap);
+				pyai_mag_set_cap(tc, m, streak_grow(h, c,
+								    count));
 			*last = PYAI_TRIP_DRAINS;
 		} else {
-			mag_drain(h, tc, m, m->count - h->batch[c], true);
-			m->cap = 2 * h->batch[c];
+			mag_drain(h, tc, m, count - h->batch[c], true);
+			pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
 			*last = PYAI_TRIP_DRAIN;
 		}
 		PYAI_BUMP(tc->ctr.free_drains, 1);
@@ -756,8 +778,8 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 		PYAI_BUMP(tc->ctr.free_hits, 1);
 	}
 	*(uint64_t *)p = PYAI_FREED_KEY;
-	m->slots[m->count] = p;
-	PYAI_STORE(m->count, m->count + 1);
+	*m->top = p;
+	__atomic_store_n(&m->top, m->top + 1, __ATOMIC_RELAXED);
 }
 
 /* --- flushing: explicit, heap close, thread exit ----------------------- */
@@ -792,8 +814,9 @@ void pyai_tcache_lost(struct pya_heap *h)
 		return;
 	PYAI_STORE(tc->window_size, 0);
 	for (c = 0; c < h->nclasses; c++) {
-		PYAI_BUMP(tc->ctr.lost_blocks, pyai_mag_of(tc, c)->count);
-		PYAI_STORE(pyai_mag_of(tc, c)->count, 0);
+		PYAI_BUMP(tc->ctr.lost_blocks,
+			  pyai_mag_count(tc, pyai_mag_of(tc, c)));
+		pyai_mag_set_count(tc, pyai_mag_of(tc, c), 0);
 	}
 }
 
@@ -828,7 +851,7 @@ static void tcache_leave(struct pyai_tcache *tc)
 	for (c = 0; c < tc->heap->nclasses; c++) {
 		struct pyai_mag *m = pyai_mag_of(tc, c);
 
-		mag_drain(tc->heap, tc, m, m->count, true);
+		mag_drain(tc->heap, tc, m, pyai_mag_count(tc, m), true);
 	}
 }
 
@@ -949,8 +972,10 @@ static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 		 */
 		if (h->lost || (!mine && !pyai_fork_drain_ok)) {
 			for (c = 0; c < h->nclasses; c++) {
-				tc->ctr.lost_blocks += pyai_mag_of(tc, c)->count;
-				pyai_mag_of(tc, c)->count = 0;
+				struct pyai_mag *m = pyai_mag_of(tc, c);
+
+				tc->ctr.lost_blocks += pyai_mag_count(tc, m);
+				pyai_mag_set_count(tc, m, 0);
 			}
 			/* No fast free may touch a block of a lost heap. */
 			if (h->lost)
@@ -962,8 +987,10 @@ static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 	}
 	/* Shared heap: the parent's magazines own these blocks. */
 	for (c = 0; c < h->nclasses; c++) {
-		tc->ctr.forks_dropped += pyai_mag_of(tc, c)->count;
-		pyai_mag_of(tc, c)->count = 0;
+		struct pyai_mag *m = pyai_mag_of(tc, c);
+
+		tc->ctr.forks_dropped += pyai_mag_count(tc, m);
+		pyai_mag_set_count(tc, m, 0);
 	}
 }
 
@@ -1065,7 +1092,7 @@ void pyai_sum_counters(struct pya_heap *h, struct pyai_counters *sum,
 		for (i = 0; i < n; i++)
 			dst[i] += PYAI_LOAD(((uint64_t *)&tc->ctr)[i]);
 		for (c = 0; c < h->nclasses; c++)
-			cached[c] += PYAI_LOAD(pyai_mag_of(tc, c)->count);
+			cached[c] += pyai_mag_count(tc, pyai_mag_of(tc, c));
 	}
 	/* Blocks in the depot are cached blocks too. */
 	for (c = 0; c < h->nclasses; c++)

@@ -42,17 +42,19 @@ extern __thread struct pyai_tcache *pyai_last_default PYAI_TLS_IE;
 #define PYAI_FREED_KEY	0xffffffffa110c8edULL
 
 /*
- * A magazine's count, written by its owner and read racily by statistics
- * (PYAI_LOAD): a volatile store, as the kernel's WRITE_ONCE(), since GCC
- * does not fold an __atomic_store_n() into the address arithmetic around
- * it and would spend three instructions recomputing the address.
+ * A magazine's top, written by its owner and read racily by statistics
+ * (pyai_mag_count()): a volatile store, as the kernel's WRITE_ONCE(),
+ * since GCC does not fold an __atomic_store_n() into the address
+ * arithmetic around it and would spend instructions recomputing it.
  */
-#define PYAI_SET_COUNT(m, v)	(*(volatile uint32_t *)&(m)->count = (v))
-/* count + 1 in one instruction on x86-64 (the owner is the only writer). */
+#define PYAI_SET_TOP(m, v)	(*(void **volatile *)&(m)->top = (v))
+/* top -= 1 and top += 1, each one instruction on x86-64 (one writer). */
 #if defined(__x86_64__)
-#define PYAI_INC_COUNT(m)	__asm__("addl $1, %0" : "+m"((m)->count))
+#define PYAI_POP_TOP(m)		__asm__("subq $8, %0" : "+m"((m)->top))
+#define PYAI_PUSH_TOP(m)	__asm__("addq $8, %0" : "+m"((m)->top))
 #else
-#define PYAI_INC_COUNT(m)	PYAI_SET_COUNT(m, (m)->count + 1)
+#define PYAI_POP_TOP(m)		PYAI_SET_TOP(m, (m)->top - 1)
+#define PYAI_PUSH_TOP(m)	PYAI_SET_TOP(m, (m)->top + 1)
 #endif
 
 /* 1 <= @n <= PYA_SMALL_MAX, in one comparison (0 wraps around). */
@@ -62,36 +64,50 @@ static inline bool pyai_small_request(size_t n)
 }
 
 /*
- * The magazine entry of a small request: class + 1.  @shift is the heap's
- * log2(granularity), tc->shift, or a constant where the caller knows it
- * (the drop-in malloc's heap is always at 16 bytes).
+ * The magazine entry of a small request, class + 1: at byte offset 16 +
+ * ((n - 1) * scale rounded down to 16), scale = 16 / granularity.  @scale
+ * is tc->scale, or a constant where the caller knows it (the drop-in
+ * malloc's heap is always at 16 bytes: 1, a mask).  One multiplication
+ * instead of a shift by a variable and a shift back.
  */
-static inline size_t pyai_mag_index(size_t n, unsigned int shift)
+static inline struct pyai_mag *pyai_mag_entry(struct pyai_tcache *tc,
+					      size_t n, unsigned int scale)
 {
-	return ((n - 1) >> shift) + 1;
+	return (struct pyai_mag *)((char *)&tc->mag[1] +
+				   (((n - 1) * scale) & ~(size_t)15));
+}
+
+/* The class size of a small request @n (the entry's index, scaled). */
+static inline size_t pyai_entry_size(struct pyai_tcache *tc,
+				     const struct pyai_mag *m,
+				     unsigned int shift)
+{
+	return (size_t)(m - tc->mag) << shift;
 }
 
 /*
  * A block of @n bytes (1 <= @n <= PYA_SMALL_MAX) from @tc's magazine, or
- * NULL when it is empty.  The block's first word is cleared: a freed block
+ * NULL when it is empty: top[-1] is then the NULL guard below the slots
+ * (struct pyai_mag).  The block's first word is cleared: a freed block
  * carries the double-free key there (pyai_fast_free()), and a block handed
  * out must not look freed.
  */
-static inline void *pyai_fast_alloc(struct pyai_tcache *tc, size_t n,
-				    unsigned int shift)
+static inline void *pyai_fast_pop(struct pyai_tcache *tc, struct pyai_mag *m)
 {
-	struct pyai_mag *m = &tc->mag[pyai_mag_index(n, shift)];
-	uint32_t k = m->count;
-	void *p;
+	void *p = m->top[-1];
 
-	if (unlikely(!k))
+	if (unlikely(!p))
 		return NULL;
-	k--;
-	p = m->slots[k];
-	PYAI_SET_COUNT(m, k);
+	PYAI_POP_TOP(m);
 	*(uint64_t *)p = 0;
 	PYAI_INC(tc->ctr.mag_hits);
 	return p;
+}
+
+static inline void *pyai_fast_alloc(struct pyai_tcache *tc, size_t n,
+				    unsigned int scale)
+{
+	return pyai_fast_pop(tc, pyai_mag_entry(tc, n, scale));
 }
 
 /*
@@ -151,13 +167,13 @@ static inline struct pyai_mag *pyai_fast_block(struct pyai_tcache *tc,
 static inline bool pyai_fast_push(struct pyai_tcache *tc, struct pyai_mag *m,
 				  void *p)
 {
-	uint32_t k = m->count;
+	void **top = m->top;
 
-	if (unlikely(k >= m->cap || *(uint64_t *)p == PYAI_FREED_KEY))
+	if (unlikely(top >= m->limit || *(uint64_t *)p == PYAI_FREED_KEY))
 		return false;
 	*(uint64_t *)p = PYAI_FREED_KEY;
-	m->slots[k] = p;
-	PYAI_INC_COUNT(m);
+	*top = p;
+	PYAI_PUSH_TOP(m);
 	PYAI_INC(tc->ctr.free_hits);
 	return true;
 }
@@ -173,14 +189,15 @@ static inline bool pyai_fast_free(struct pyai_tcache *tc, void *p)
 
 /* calloc() of @n bytes, 1 <= @n <= PYA_SMALL_MAX; NULL when declined. */
 static inline void *pyai_fast_calloc(struct pyai_tcache *tc, size_t n,
-				     unsigned int shift)
+				     unsigned int scale, unsigned int shift)
 {
-	void *p = pyai_fast_alloc(tc, n, shift);
+	struct pyai_mag *m = pyai_mag_entry(tc, n, scale);
+	void *p = pyai_fast_pop(tc, m);
 
 	/* The kernel zeroes fresh pages only; a reused block keeps whatever
 	 * was last written to it. */
 	if (likely(p))
-		memset(p, 0, pyai_mag_index(n, shift) << shift);
+		memset(p, 0, pyai_entry_size(tc, m, shift));
 	return p;
 }
 
@@ -190,22 +207,24 @@ static inline void *pyai_fast_calloc(struct pyai_tcache *tc, size_t n,
  * the old block freed.  NULL when declined, with nothing changed.
  */
 static inline void *pyai_fast_realloc(struct pyai_tcache *tc, void *p,
-				      size_t n, unsigned int shift,
-				      const char *fn)
+				      size_t n, unsigned int scale,
+				      unsigned int shift, const char *fn)
 {
 	struct pyai_mag *m, *to;
 	size_t old;
 	void *q;
 
-	if (!pyai_small_request(n) || !(m = pyai_fast_block(tc, p)) || !m->cap)
+	/* An entry of no class has its limit at the guard (internal.h). */
+	if (!pyai_small_request(n) || !(m = pyai_fast_block(tc, p)) ||
+	    m->limit == &tc->guard + 1)
 		return NULL;
-	to = &tc->mag[pyai_mag_index(n, shift)];
+	to = pyai_mag_entry(tc, n, scale);
 	if (to == m)
 		return p;
-	q = pyai_fast_alloc(tc, n, shift);
+	q = pyai_fast_pop(tc, to);
 	if (unlikely(!q))
 		return NULL;
-	old = (size_t)(m - tc->mag) << shift;
+	old = pyai_entry_size(tc, m, shift);
 	memcpy(q, p, old < n ? old : n);
 	/* @p is a block of @m's class: pyai_fast_block() said so above. */
 	if (!pyai_fast_push(tc, m, p))

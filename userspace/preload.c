@@ -120,6 +120,7 @@ static inline void *small_alloc(struct pya_heap *h, size_t n)
 
 /* log2 of the heap's granularity, PYALLOC_GRANULARITY_16: a constant here. */
 #define PRE_SHIFT	4
+#define PRE_SCALE	(16 >> PRE_SHIFT)
 
 /*
  * The entry points first try magazine.h's inline fast paths on the thread's
@@ -144,7 +145,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 EXPORT void *malloc(size_t n)
 {
 	if (likely(pyai_small_request(n))) {
-		void *p = pyai_fast_alloc(pyai_last, n, PRE_SHIFT);
+		void *p = pyai_fast_alloc(pyai_last, n, PRE_SCALE);
 
 		if (likely(p))
 			return p;
@@ -215,7 +216,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 
 	if (likely(!__builtin_mul_overflow(nmemb, size, &n) &&
 		   pyai_small_request(n))) {
-		void *p = pyai_fast_calloc(pyai_last, n, PRE_SHIFT);
+		void *p = pyai_fast_calloc(pyai_last, n, PRE_SCALE, PRE_SHIFT);
 
 		if (likely(p))
 			return p;
@@ -256,7 +257,8 @@ static __attribute__((noinline)) void *realloc_slow(void *p, size_t n)
 
 EXPORT void *realloc(void *p, size_t n)
 {
-	void *q = pyai_fast_realloc(pyai_last, p, n, PRE_SHIFT, "realloc");
+	void *q = pyai_fast_realloc(pyai_last, p, n, PRE_SCALE, PRE_SHIFT,
+				       "realloc");
 
 	if (likely(q))
 		return q;
