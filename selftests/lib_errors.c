@@ -201,6 +201,31 @@ static void deep_double_free(void *arg)
 	fprintf(stderr, "not caught at the call site\n");
 }
 
+/* realloc() of a freed block within its class would return it while it
+ * sits in the magazine, to be handed out again: caught instead. */
+static void realloc_after_free(void *arg)
+{
+	void *p = pya_malloc(32), *q = pya_malloc(32);
+
+	(void)arg;
+	pya_free(p);
+	pya_free(q);
+	p = pya_realloc(p, 30);
+	fprintf(stderr, "not caught at the call site\n");
+}
+
+/* The same to another class: the free half of the move catches it. */
+static void realloc_after_free_moving(void *arg)
+{
+	void *p = pya_malloc(32), *q = pya_malloc(32);
+
+	(void)arg;
+	pya_free(p);
+	pya_free(q);
+	p = pya_realloc(p, 200);
+	fprintf(stderr, "not caught at the call site\n");
+}
+
 /* The program wrote into the block after freeing it, wiping the key: the
  * second free goes into the magazine, and the kernel catches the
  * duplicate when the magazine drains. */
@@ -236,6 +261,10 @@ TEST(double_free_caught_at_call_site)
 {
 	EXPECT_ABORT(quick_double_free, NULL, "pya_free(): double free 0x");
 	EXPECT_ABORT(deep_double_free, NULL, "pya_free(): double free 0x");
+	EXPECT_ABORT(realloc_after_free, NULL,
+		     "pya_realloc(): 0x");
+	EXPECT_ABORT(realloc_after_free_moving, NULL,
+		     "pya_realloc(): double free 0x");
 }
 
 TEST(double_free_caught_at_flush)

@@ -194,8 +194,10 @@ static void *realloc_small(struct pya_heap *owner, void *p, size_t n,
 	if (n <= PYA_SMALL_MAX) {
 		unsigned int nc = pyai_class_of(owner, n);
 
-		if (nc == (unsigned int)c)
+		if (nc == (unsigned int)c) {
+			pyai_realloc_check(owner, p, c, fn);
 			return p;
+		}
 		q = pyai_small_alloc(owner, nc);
 	} else {
 		q = pyai_large_alloc(n, 0);

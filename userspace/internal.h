@@ -423,6 +423,8 @@ static inline void pyai_note_class(struct pya_heap *h, uint64_t off,
 void *pyai_small_alloc(struct pya_heap *h, unsigned int c);
 void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 		     const char *fn);
+void pyai_realloc_check(struct pya_heap *h, void *p, unsigned int c,
+			const char *fn);
 int pyai_flush_thread(struct pya_heap *h);
 void pyai_retire_thread(void);
 void pyai_after_raw_fork(void);	/* under pyai_lock */

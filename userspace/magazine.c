@@ -21,8 +21,9 @@
  *
  * Locking: the fast paths touch only the calling thread's own structures.
  * pyai_lock guards the lists that let other threads find a thread's
- * magazines (heap close, stats, thread exit, fork); a magazine's count is
- * written with relaxed atomics so that stats may read it racily.
+ * magazines (heap close, stats, thread exit, fork); a magazine's top is
+ * written with relaxed atomics (or one instruction) so that stats may read
+ * it racily.
  *
  * fork(), private heaps (the default): the kernel gives the child its own
  * copy of the heap at the instant of fork, so the blocks in the forking
@@ -61,6 +62,7 @@ struct pyai_tcache pyai_no_tcache = {
 	.mag = { [0 ... PYAI_MAG_ENTRIES - 1] = {
 		.top = &pyai_no_tcache.guard + 1,
 		.limit = &pyai_no_tcache.guard + 1 } },
+	.mbase = { [0 ... PYAI_MAG_ENTRIES - 1] = &pyai_no_tcache.guard + 1 },
 	.shift = 3,
 	.scale = 2,
 };
@@ -709,6 +711,40 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 
 /* --- free ------------------------------------------------------------- */
 
+/* Is the class-@c block @p in @tc's magazine or in the depot?  (A block
+ * with the freed key: see pyai_small_free().) */
+static bool cached(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
+		   const void *p)
+{
+	struct pyai_mag *m = pyai_mag_of(tc, c);
+	void **slots = pyai_mag_slots(tc, m);
+	uint32_t i, count = pyai_mag_count(tc, m);
+
+	for (i = 0; i < count; i++)
+		if (slots[i] == p)
+			return true;
+	return depot_holds(h, c, p);
+}
+
+/*
+ * realloc() of the class-@c block @p of @h within its class returns @p
+ * untouched; if @p is in fact free (in this thread's magazine or the
+ * depot), that would hand out a block that the next malloc() hands out
+ * again.  Abort instead, as a double free is.
+ */
+void pyai_realloc_check(struct pya_heap *h, void *p, unsigned int c,
+			const char *fn)
+{
+	struct pyai_tcache *tc;
+
+	if (likely(*(uint64_t *)p != PYAI_FREED_KEY) ||
+	    (h->flags & PYA_HEAP_DEBUG))
+		return;
+	tc = tcache_of(h);
+	if (tc ? cached(h, tc, c, p) : depot_holds(h, c, p))
+		pyai_fatal("%s(): %p was freed already", fn, p);
+}
+
 static void direct_free(struct pya_heap *h, void *p, const char *fn)
 {
 	kernel_free(h, NULL, &p, 1, fn);
@@ -734,8 +770,7 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 {
 	struct pyai_tcache *tc;
 	struct pyai_mag *m;
-	uint32_t i, count;
-	void **slots;
+	uint32_t count;
 
 	if (h->flags & PYA_HEAP_DEBUG)
 		return direct_free(h, p, fn);
@@ -749,15 +784,9 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 	if (!tc)
 		return direct_free(h, p, fn);
 	m = pyai_mag_of(tc, c);
-	slots = pyai_mag_slots(tc, m);
 	count = pyai_mag_count(tc, m);
-	if (*(uint64_t *)p == PYAI_FREED_KEY) {
-		for (i = 0; i < count; i++)
-			if (unlikely(slots[i] == p))
-				pyai_fatal("%s(): double free %p", fn, p);
-		if (unlikely(depot_holds(h, c, p)))
-			pyai_fatal("%s(): double free %p", fn, p);
-	}
+	if (unlikely(*(uint64_t *)p == PYAI_FREED_KEY && cached(h, tc, c, p)))
+		pyai_fatal("%s(): double free %p", fn, p);
 	if (count == pyai_mag_cap(tc, m)) {
 		uint8_t *last = &tc->last_trip[c + 1];
 
@@ -774,6 +803,11 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 			*last = PYAI_TRIP_DRAIN;
 		}
 		PYAI_BUMP(tc->ctr.free_drains, 1);
+		if (unlikely(!tc->window_size)) {
+			/* The drain found the heap lost: @p may fault. */
+			PYAI_BUMP(tc->ctr.lost_blocks, 1);
+			return;
+		}
 	} else {
 		PYAI_BUMP(tc->ctr.free_hits, 1);
 	}

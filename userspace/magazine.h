@@ -49,7 +49,7 @@ extern __thread struct pyai_tcache *pyai_last_default PYAI_TLS_IE;
  */
 #define PYAI_SET_TOP(m, v)	(*(void **volatile *)&(m)->top = (v))
 /* top -= 1 and top += 1, each one instruction on x86-64 (one writer). */
-#if defined(__x86_64__)
+#if defined(__x86_64__) && __SIZEOF_POINTER__ == 8
 #define PYAI_POP_TOP(m)		__asm__("subq $8, %0" : "+m"((m)->top))
 #define PYAI_PUSH_TOP(m)	__asm__("addq $8, %0" : "+m"((m)->top))
 #else
@@ -112,8 +112,9 @@ static inline void *pyai_fast_alloc(struct pyai_tcache *tc, size_t n,
 
 /*
  * pyai_fast_block(): @p's magazine entry if @p is the start of a block of
- * @tc's heap or of a page that is no class's (an entry of capacity 0, which
- * the caller must turn away), else NULL.  pyai_fast_free(): push @p onto
+ * @tc's heap or of a page that is no class's (an entry of capacity 0, its
+ * top and limit at the tcache's guard, which the caller must turn away),
+ * else NULL.  pyai_fast_free(): push @p onto
  * that entry if it has room; false sends the call to the slow path, which
  * checks everything again and also handles pointers of other heaps.
  *
@@ -214,9 +215,13 @@ static inline void *pyai_fast_realloc(struct pyai_tcache *tc, void *p,
 	size_t old;
 	void *q;
 
-	/* An entry of no class has its limit at the guard (internal.h). */
+	/*
+	 * An entry of no class has its limit at the guard (internal.h); a
+	 * block with the freed key may be free already, which the slow path
+	 * finds out (pyai_realloc_check()).
+	 */
 	if (!pyai_small_request(n) || !(m = pyai_fast_block(tc, p)) ||
-	    m->limit == &tc->guard + 1)
+	    m->limit == &tc->guard + 1 || *(uint64_t *)p == PYAI_FREED_KEY)
 		return NULL;
 	to = pyai_mag_entry(tc, n, scale);
 	if (to == m)

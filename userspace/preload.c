@@ -245,8 +245,10 @@ static __attribute__((noinline)) void *realloc_slow(void *p, size_t n)
 	if (c < 0)
 		pyai_invalid_pointer("realloc", p);
 	old = pyai_class_size(h, c);
-	if (n <= PYA_SMALL_MAX && pyai_class_of(h, n) == (unsigned int)c)
+	if (n <= PYA_SMALL_MAX && pyai_class_of(h, n) == (unsigned int)c) {
+		pyai_realloc_check(h, p, c, "realloc");
 		return p;			/* same class: in place */
+	}
 	q = malloc(n);
 	if (!q)
 		return NULL;			/* p untouched */
