@@ -53,8 +53,8 @@
  * bytes: in mixed use no class hoards more than 2 * 16 KiB per thread and
  * heap.  Two refinements (magazine.c):
  *  - streaks: a refill right after a refill, or a drain right after a
- *    drain, moves the whole magazine, and each further one in a row doubles
- *    the magazine first, up to
+ *    drain, moves the whole magazine, and each further one in a row that
+ *    the depot could not serve doubles the magazine, up to
  *
  *	M(c) = B(c) * 2^k, the largest with M(c) <= PYAI_MAG_STREAK_BYTES /
  *	       size(c) and M(c) <= PYALLOC_MAX_BATCH, but at least 2 * B(c)
@@ -203,10 +203,12 @@ _Static_assert(offsetof(struct pyai_tcache, check) ==
 	       sizeof(struct pyai_mag) == sizeof(struct pyai_blockcheck),
 	       "check[] must follow mag[] entry for entry");
 
-#define PYAI_TRIP_REFILL	1	/* refilled B(c) */
-#define PYAI_TRIP_DRAIN		2	/* drained down to B(c) */
-#define PYAI_TRIP_REFILLS	3	/* filled the magazine: a streak */
-#define PYAI_TRIP_DRAINS	4	/* emptied it: a streak */
+/* last_trip[]: the kind of the last trip, and two flags (magazine.c). */
+#define PYAI_TRIP_KIND		3
+#define PYAI_TRIP_REFILL	1
+#define PYAI_TRIP_DRAIN		2
+#define PYAI_TRIP_STREAK	4	/* it followed one of its kind */
+#define PYAI_TRIP_KERNEL	8	/* the depot took or gave nothing */
 
 /* Class @c's magazine in @tc. */
 static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,

@@ -434,11 +434,11 @@ static void depot_unlock_all(struct pya_heap *h, void *arg)
 /* --- magazines -------------------------------------------------------- */
 
 /*
- * Take the @n oldest blocks out of @m: into the depot when @to_depot and
- * they are one batch that fits, else back to the kernel.
+ * Take the @n oldest blocks out of @m: into the depot when @to_depot, as
+ * far as it has room, the rest back to the kernel.  Blocks the depot took.
  */
-static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
-		      struct pyai_mag *m, uint32_t n, bool to_depot)
+static uint32_t mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
+			  struct pyai_mag *m, uint32_t n, bool to_depot)
 {
 	uint32_t count = pyai_mag_count(tc, m), kept;
 	unsigned int c = (unsigned int)(m - tc->mag) - 1;
@@ -447,7 +447,7 @@ static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 	if (n > count)
 		n = count;
 	if (!n)
-		return;
+		return 0;
 	kop_enter();
 	kept = to_depot ? depot_put(h, c, slots, n) : 0;
 	if (kept < n)
@@ -457,6 +457,7 @@ static void mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 	 * (pyai_tcache_lost()): it stays empty. */
 	pyai_mag_set_count(tc, m, tc->window_size ? count - n : 0);
 	kop_exit();
+	return kept;
 }
 
 static unsigned int tcache_drain_all(struct pyai_tcache *tc)
@@ -627,15 +628,18 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 /*
  * Streaks.  A refill right after a refill (the program is growing this
  * class) fills the whole magazine, and a drain right after a drain empties
- * it; each further trip of the same kind in a row first doubles the
- * magazine, up to M(c) (internal.h), so a wave of N allocations or frees
- * costs about N / M(c) system calls, not N / B(c), as the issue of batch
- * sizes that adapt up to the kernel's limit asks.  The first trip the
- * other way brings the magazine back to 2 * B(c), the drain shedding what
- * a growing streak left: mixed use keeps the half-full magazine of B(c)
- * blocks, and a thread hoards M(c) blocks only while it streams them.
- * The capacity changes only here and in pyai_small_free(), by the owner,
- * while the magazine is empty or about to be drained.
+ * it.  Each further trip of the same kind in a row that went to the kernel
+ * alone doubles the magazine, up to M(c) (internal.h), so a wave of N
+ * allocations or frees costs about N / M(c) system calls, not N / B(c), as
+ * the issue of batch sizes that adapt up to the kernel's limit asks.  A
+ * trip the depot served, wholly or in part, brings the magazine back to
+ * 2 * B(c): a producer and a consumer thread then keep exchanging batches
+ * of the depot's size through it instead of outgrowing it.  The first trip
+ * the other way also brings it back to 2 * B(c), the drain shedding what a
+ * growing streak left: mixed use keeps the half-full magazine of B(c)
+ * blocks, and a thread hoards M(c) blocks only while it streams them.  The
+ * capacity changes only here and in pyai_small_free(), by the owner, while
+ * the magazine is empty or about to be drained.
  */
 static uint32_t streak_grow(const struct pya_heap *h, unsigned int c,
 			    uint32_t cap)
@@ -643,35 +647,47 @@ static uint32_t streak_grow(const struct pya_heap *h, unsigned int c,
 	return cap < h->maxcap[c] ? 2 * cap : cap;
 }
 
+/* The magazine's capacity after a streak trip (see above). */
+static uint32_t streak_cap(const struct pya_heap *h, struct pyai_tcache *tc,
+			   unsigned int c, uint8_t trip)
+{
+	struct pyai_mag *m = pyai_mag_of(tc, c);
+
+	if (!(trip & PYAI_TRIP_KERNEL))
+		return 2 * h->batch[c];
+	if (trip & PYAI_TRIP_STREAK)
+		return streak_grow(h, c, pyai_mag_cap(tc, m));
+	return pyai_mag_cap(tc, m);
+}
+
 /* Fill the empty magazine @m; the newest block is left out of its count
  * for the caller.  Blocks, or -1 with errno. */
 static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 		  struct pyai_mag *m)
 {
-	uint8_t *last = &tc->last_trip[c + 1];
+	uint8_t *last = &tc->last_trip[c + 1], trip = PYAI_TRIP_REFILL;
 	void **slots = pyai_mag_slots(tc, m);
 	uint32_t want;
 	int n;
 
-	if (*last == PYAI_TRIP_REFILLS) {
-		want = streak_grow(h, c, pyai_mag_cap(tc, m));
-	} else if (*last == PYAI_TRIP_REFILL) {
+	if ((*last & PYAI_TRIP_KIND) == PYAI_TRIP_REFILL) {
+		pyai_mag_set_cap(tc, m, streak_cap(h, tc, c, *last));
 		want = pyai_mag_cap(tc, m);
-		*last = PYAI_TRIP_REFILLS;
+		trip |= PYAI_TRIP_STREAK;
 	} else {
 		pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
 		want = h->batch[c];
-		*last = PYAI_TRIP_REFILL;
 	}
-	if (want > pyai_mag_cap(tc, m))
-		pyai_mag_set_cap(tc, m, want);
 	kop_enter();
 	n = (int)depot_get(h, c, slots, want);
-	if (!n)
+	if (!n) {
 		n = kernel_alloc(h, tc, c, want, slots);
+		trip |= PYAI_TRIP_KERNEL;
+	}
 	if (n > 0)
 		pyai_mag_set_count(tc, m, (uint32_t)n - 1);
 	kop_exit();
+	*last = trip;
 	return n;
 }
 
@@ -788,20 +804,19 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 	if (unlikely(*(uint64_t *)p == PYAI_FREED_KEY && cached(h, tc, c, p)))
 		pyai_fatal("%s(): double free %p", fn, p);
 	if (count == pyai_mag_cap(tc, m)) {
-		uint8_t *last = &tc->last_trip[c + 1];
+		uint8_t *last = &tc->last_trip[c + 1], trip = PYAI_TRIP_DRAIN;
 
-		/* Streaks: see refill(). */
-		if (*last == PYAI_TRIP_DRAIN || *last == PYAI_TRIP_DRAINS) {
-			mag_drain(h, tc, m, count, true);
-			if (*last == PYAI_TRIP_DRAINS)
-				pyai_mag_set_cap(tc, m, streak_grow(h, c,
-								    count));
-			*last = PYAI_TRIP_DRAINS;
+		/* Streaks: see refill(); the capacity is the next drain's. */
+		if ((*last & PYAI_TRIP_KIND) == PYAI_TRIP_DRAIN) {
+			trip |= PYAI_TRIP_STREAK;
+			if (!mag_drain(h, tc, m, count, true))
+				trip |= PYAI_TRIP_KERNEL;
+			pyai_mag_set_cap(tc, m, streak_cap(h, tc, c, trip));
 		} else {
 			mag_drain(h, tc, m, count - h->batch[c], true);
 			pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
-			*last = PYAI_TRIP_DRAIN;
 		}
+		*last = trip;
 		PYAI_BUMP(tc->ctr.free_drains, 1);
 		if (unlikely(!tc->window_size)) {
 			/* The drain found the heap lost: @p may fault. */

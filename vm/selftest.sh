@@ -2,7 +2,8 @@
 # Prove that vm/run.sh fails a run for every reason it must, and passes a
 # clean one: a kernel warning (a module that warns at init, quoted in the
 # output), a failing selftest, a failing command, a kernel panic, a hung
-# guest (within the timeout) and a kernel that dies while booting, twice.
+# guest (within the timeout), a kernel that dies while booting, twice, and
+# one that dies of an int3 trap outside pyalloc, twice.
 # Part of `make check`.
 #
 #   vm/selftest.sh [SERIES]
@@ -59,6 +60,16 @@ expect fail hang 'TIMEOUT after 20s' --timeout 20 -- sleep 600
 # still fails the run (no /init here: the kernel panics looking for a root).
 expect fail boot-death 'booting once more' \
 	--append rdinit=/no-such-init -- true
+# A kernel that dies of an int3 trap outside pyalloc after boot (as QEMU
+# TCG's race with live code patching does) runs once more, and a second
+# such death still fails the run.
+if [ -f "$work/mod/int3_at_init.ko" ]; then
+	expect fail int3-death 'int3 trap outside pyalloc.*|running once more' \
+		--module "$work/mod/int3_at_init.ko" -- true
+	grep -q 'running once more' "$work/int3-death.out" &&
+		[ -f "$work/int3-death.log.int3" ]
+	result $? "runner: int3-death ran once more and kept the first log"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
