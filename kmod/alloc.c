@@ -56,14 +56,10 @@ int pya_allocator_init(struct pya_allocator *a,
 void pya_allocator_destroy(struct pya_allocator *a)
 {
 	struct pya_arena *arena, *tmp;
-	u32 i;
 
 	list_for_each_entry_safe(arena, tmp, &a->arenas, all_link) {
-		for (i = 0; i < arena->ncarved; i++)
-			if (arena->pools[i].page)
-				a->ops->page_free(a, &arena->pools[i]);
-		a->pages -= arena->ncarved - arena->npurged;
-		a->pools_purged -= arena->npurged;
+		pya_arena_pages_free(a, arena);
+		a->pages -= pya_arena_pages(arena);
 		a->ops->slot_free(a, arena->index);
 		list_del(&arena->all_link);
 		pya_free_mem(arena);
@@ -119,6 +115,20 @@ static int arena_new(struct pya_allocator *a, struct pya_arena **out)
 }
 
 /*
+ * Free the pages of @arena's carved pools (not the purged ones, which have
+ * none); the caller unmapped them and does the accounting.  Also used by
+ * heap.c for arenas it retired.
+ */
+void pya_arena_pages_free(struct pya_allocator *a, struct pya_arena *arena)
+{
+	u32 i;
+
+	for (i = 0; i < arena->ncarved; i++)
+		if (arena->pools[i].page)
+			a->ops->page_free(a, &arena->pools[i]);
+}
+
+/*
  * Take an empty arena out of the heap's bookkeeping.  Its pages and slot
  * are given back either here (unmapped first), or, when @retire and the
  * backend can retire arenas, by the backend after the caller drops its
@@ -128,12 +138,9 @@ static int arena_new(struct pya_allocator *a, struct pya_arena **out)
 static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena,
 			  bool retire)
 {
-	u32 i;
-
 	/* Empty: each carved pool is on empty_pools or purged_pools. */
-	a->pages -= arena->ncarved - arena->npurged;
-	a->pools_empty -= arena->ncarved - arena->npurged;
-	a->pools_purged -= arena->npurged;
+	a->pages -= pya_arena_pages(arena);
+	a->pools_empty -= pya_arena_pages(arena);
 	arena_set_nfree(a, arena, 0);
 	list_del(&arena->all_link);
 	a->nempty_arenas--;
@@ -144,9 +151,7 @@ static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena,
 	}
 	if (arena->ncarved)
 		a->ops->arena_unmap(a, arena);
-	for (i = 0; i < arena->ncarved; i++)
-		if (arena->pools[i].page)
-			a->ops->page_free(a, &arena->pools[i]);
+	pya_arena_pages_free(a, arena);
 	a->ops->slot_free(a, arena->index);
 	pya_free_mem(arena);
 }
@@ -218,7 +223,6 @@ static int pool_get(struct pya_allocator *a, unsigned int cls,
 		list_del_init(&pool->link);
 		pool->revive_gen = a->gen;
 		arena->npurged--;
-		a->pools_purged--;
 		a->pages++;
 	} else {
 		pool = &arena->pools[arena->ncarved];
@@ -262,7 +266,6 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 		pool->page = NULL;
 		list_add(&pool->link, &arena->purged_pools);
 		arena->npurged++;
-		a->pools_purged++;
 		a->pages--;
 	} else {
 		list_add(&pool->link, &arena->empty_pools);
@@ -490,7 +493,6 @@ static u64 arena_purge(struct pya_allocator *a, struct pya_arena *arena,
 	}
 	a->pages -= pages;
 	a->pools_empty -= pages;
-	a->pools_purged += pages;
 	return pages;
 }
 
@@ -507,7 +509,7 @@ static u64 give_back(struct pya_allocator *a, u64 age)
 		if (pya_arena_empty(arena)) {
 			if (a->tick - arena->empty_tick < age)
 				continue;
-			pages += arena->ncarved - arena->npurged;
+			pages += pya_arena_pages(arena);
 			arena_release(a, arena);
 		} else if (!list_empty(&arena->empty_pools)) {
 			pages += arena_purge(a, arena, age);
@@ -530,17 +532,13 @@ u64 pya_allocator_trim(struct pya_allocator *a)
 
 /*
  * One tick of the decay (heap.c): what has been empty for @age ticks or
- * more goes back, arenas and pools.  *@kept tells whether anything empty
- * is still kept, i.e. whether the caller must tick again.  Pages freed.
+ * more goes back, arenas and pools; the caller ticks again while
+ * pya_allocator_keeps_empty().  Pages freed.
  */
-u64 pya_allocator_decay(struct pya_allocator *a, u64 age, bool *kept)
+u64 pya_allocator_decay(struct pya_allocator *a, u64 age)
 {
-	u64 pages;
-
 	a->tick++;
-	pages = give_back(a, age);
-	*kept = a->pools_empty || a->nempty_arenas;
-	return pages;
+	return give_back(a, age);
 }
 
 /*
@@ -598,12 +596,10 @@ static int arena_clone(struct pya_allocator *dst,
 		dp->cls = sp->cls;
 		bitmap_copy(dp->map, sp->map, PYA_POOL_MAX_BLOCKS);
 		arena->ncarved++;
-		if (dp->page) {
+		if (dp->page)
 			dst->pages++;
-		} else {
+		else
 			arena->npurged++;
-			dst->pools_purged++;
-		}
 	}
 	return 0;
 }

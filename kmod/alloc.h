@@ -87,7 +87,6 @@ struct pya_allocator {
 	/* Statistics (struct pyalloc_stats). */
 	u64 pages;
 	u64 pools_empty;		/* with a page; purged ones not */
-	u64 pools_purged;
 	u64 arenas_current;
 	u64 arenas_highwater;
 	u64 arenas_allocated;
@@ -112,7 +111,14 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad);
 
 u64 pya_allocator_trim(struct pya_allocator *a);
-u64 pya_allocator_decay(struct pya_allocator *a, u64 age, bool *kept);
+u64 pya_allocator_decay(struct pya_allocator *a, u64 age);
+void pya_arena_pages_free(struct pya_allocator *a, struct pya_arena *arena);
+
+/* Does @a keep anything empty (an arena, or a pool with its page)? */
+static inline bool pya_allocator_keeps_empty(const struct pya_allocator *a)
+{
+	return a->pools_empty || a->nempty_arenas;
+}
 
 void *pya_page_at(struct pya_allocator *a, u64 pgoff);
 void pya_allocator_stats(const struct pya_allocator *a,

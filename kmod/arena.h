@@ -52,4 +52,10 @@ static inline bool pya_arena_empty(const struct pya_arena *arena)
 	return arena->nfreepools == arena->npools;
 }
 
+/* Pages @arena holds: its carved pools but the purged ones. */
+static inline u32 pya_arena_pages(const struct pya_arena *arena)
+{
+	return arena->ncarved - arena->npurged;
+}
+
 #endif /* _PYALLOC_ARENA_H */

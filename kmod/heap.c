@@ -118,7 +118,7 @@ static void pya_slot_free(struct pya_allocator *a, u32 index)
 
 	if (arena && !xa_is_value(arena))
 		trace_pyalloc_arena_release(to_heap(a)->id, index,
-					    arena->ncarved - arena->npurged);
+					    pya_arena_pages(arena));
 }
 
 /*
@@ -138,7 +138,7 @@ static void pya_arena_retire(struct pya_allocator *a, struct pya_arena *arena)
 	struct pya_heap *heap = to_heap(a);
 
 	trace_pyalloc_arena_release(heap->id, arena->index,
-				    arena->ncarved - arena->npurged);
+				    pya_arena_pages(arena));
 	xa_store(&heap->arenas, arena->index, PYA_SLOT_RETIRED, GFP_NOWAIT);
 	list_add_tail(&arena->all_link, &heap->dead);
 }
@@ -148,7 +148,6 @@ void pya_heap_reap(struct pya_heap *heap)
 {
 	struct pya_arena *arena, *tmp;
 	LIST_HEAD(dead);
-	u32 i;
 
 	mutex_lock(&heap->lock);
 	list_splice_init(&heap->dead, &dead);
@@ -158,9 +157,7 @@ void pya_heap_reap(struct pya_heap *heap)
 	list_for_each_entry(arena, &dead, all_link) {
 		if (arena->ncarved)
 			pya_arena_unmap(&heap->alloc, arena);
-		for (i = 0; i < arena->ncarved; i++)
-			if (arena->pools[i].page)	/* not purged */
-				pya_page_free(&heap->alloc, &arena->pools[i]);
+		pya_arena_pages_free(&heap->alloc, arena);
 		cond_resched();
 	}
 	mutex_lock(&heap->lock);
@@ -232,7 +229,7 @@ static void pya_decay_arm(struct pya_heap *heap)
 {
 	struct pya_allocator *a = &heap->alloc;
 
-	if (heap->decay_ms && (a->pools_empty || a->nempty_arenas))
+	if (heap->decay_ms && pya_allocator_keeps_empty(a))
 		schedule_delayed_work(&heap->decay,
 				      pya_decay_period(heap->decay_ms));
 }
@@ -246,14 +243,11 @@ static void pya_heap_decay(struct work_struct *work)
 {
 	struct pya_heap *heap = container_of(to_delayed_work(work),
 					     struct pya_heap, decay);
-	bool kept = false;
 
 	mutex_lock(&heap->lock);
 	if (heap->decay_ms) {
-		pya_allocator_decay(&heap->alloc, PYA_DECAY_TICKS + 1, &kept);
-		if (kept)
-			schedule_delayed_work(&heap->decay,
-					      pya_decay_period(heap->decay_ms));
+		pya_allocator_decay(&heap->alloc, PYA_DECAY_TICKS + 1);
+		pya_decay_arm(heap);	/* while anything is still kept */
 	} else {
 		/* The decay was switched off: give everything back now. */
 		pya_allocator_trim(&heap->alloc);

@@ -128,6 +128,17 @@ static void fake_pages_unmap(struct pya_allocator *a, u64 pgoff, u32 npages)
 	f->last_purge_pgoff = pgoff;
 }
 
+/* Purged pools over every arena (alloc.c keeps the count per arena). */
+static u32 pools_purged(struct fake *f)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < MAX_SLOTS; i++)
+		if (f->slots[i])
+			n += f->slots[i]->npurged;
+	return n;
+}
+
 static const struct pya_backend_ops fake_ops = {
 	.page_alloc = fake_page_alloc,
 	.page_copy = fake_page_copy,
@@ -377,7 +388,7 @@ static void test_purge(void)
 	CHECK(st.arenas_current == 1 && st.arenas_reclaimed == 0);
 	CHECK(f->purge_unmaps == 1 && f->purge_unmapped == 2 &&
 	      f->last_purge_pgoff == 1 && f->unmaps == 0);
-	CHECK(ar->ncarved == 4 && ar->npurged == 2 && f->a.pools_purged == 2);
+	CHECK(ar->ncarved == 4 && ar->npurged == 2 && pools_purged(f) == 2);
 	CHECK(!ar->pools[1].page && !ar->pools[2].page);
 	/* Nothing more to purge; blocks of purged pools are not allocated. */
 	CHECK(pya_allocator_trim(&f->a) == 0 && f->purge_unmaps == 1);
@@ -401,7 +412,7 @@ static void test_purge(void)
 	after = full_stats_of(f);
 	CHECK(!memcmp(&before, &after, sizeof(before)));
 	CHECK(ar->npurged == purged_before && f->pages_live == 3 &&
-	      ar->ncarved == 4 && f->a.pools_purged == purged_before);
+	      ar->ncarved == 4 && pools_purged(f) == purged_before);
 
 	/* Everything freed: the arena goes back whole, purged pools too. */
 	CHECK(!pya_alloc_blocks(&f->a, 512, 8, more + 1));
@@ -412,7 +423,7 @@ static void test_purge(void)
 	CHECK(pya_allocator_trim(&f->a) == 4);
 	st = stats_of(f);
 	CHECK(st.arenas_current == 0 && st.pages == 0 && st.pools_empty == 0);
-	CHECK(f->pages_live == 0 && f->a.pools_purged == 0);
+	CHECK(f->pages_live == 0 && pools_purged(f) == 0);
 	fake_destroy(f);
 }
 
@@ -425,22 +436,25 @@ static void test_decay_ages(void)
 {
 	struct fake *f = fake_new(1024);
 	static u64 offs[2 * 8];
-	bool kept;
 
 	f->a.keep_empty = UINT32_MAX;	/* as with a decay: keep them all */
 	alloc_many(f, offs, 2 * 8, 512);
 	free_many(f, offs + 8, 8);			/* pool 1, at tick 0 */
-	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 0 && kept);
+	CHECK(pya_allocator_decay(&f->a, 2) == 0 &&
+	      pya_allocator_keeps_empty(&f->a));
 	free_many(f, offs, 1);				/* pool 0 still used */
-	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 1 && !kept);
-	CHECK(stats_of(f).pages == 1 && f->a.pools_purged == 1);
+	CHECK(pya_allocator_decay(&f->a, 2) == 1 &&
+	      !pya_allocator_keeps_empty(&f->a));
+	CHECK(stats_of(f).pages == 1 && pools_purged(f) == 1);
 	free_many(f, offs + 1, 7);			/* arena empty, tick 2 */
 	CHECK(stats_of(f).arenas_current == 1);
-	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 0 && kept);
+	CHECK(pya_allocator_decay(&f->a, 2) == 0 &&
+	      pya_allocator_keeps_empty(&f->a));
 	CHECK(stats_of(f).arenas_current == 1 && stats_of(f).pages == 1);
-	CHECK(pya_allocator_decay(&f->a, 2, &kept) == 1 && !kept);
+	CHECK(pya_allocator_decay(&f->a, 2) == 1 &&
+	      !pya_allocator_keeps_empty(&f->a));
 	CHECK(stats_of(f).arenas_current == 0 && f->pages_live == 0);
-	CHECK(f->a.pools_purged == 0);
+	CHECK(pools_purged(f) == 0);
 	fake_destroy(f);
 }
 
@@ -644,7 +658,7 @@ static void test_clone(void)
 		if (round == 300 || round == 590)
 			pya_allocator_trim(&f->a);
 	}
-	CHECK(f->a.pools_purged > 0);
+	CHECK(pools_purged(f) > 0);
 	/* Mark every page so the copy of contents can be checked. */
 	for (i = 0; i < MAX_SLOTS; i++) {
 		struct pya_arena *ar = f->slots[i];
