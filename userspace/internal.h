@@ -210,6 +210,9 @@ _Static_assert(offsetof(struct pyai_tcache, check) ==
 #define PYAI_TRIP_STREAK	4	/* it followed one of its kind */
 #define PYAI_TRIP_KERNEL	8	/* the depot took or gave nothing */
 
+/* Where the entries of no class point, top and limit (struct pyai_mag). */
+#define PYAI_GUARD_TOP(tc)	(&(tc)->guard + 1)
+
 /* Class @c's magazine in @tc. */
 static inline struct pyai_mag *pyai_mag_of(struct pyai_tcache *tc,
 					   unsigned int c)

@@ -17,7 +17,7 @@
  * a thread other than the one that allocated it simply joins the freeing
  * thread's magazine.  A thread's magazines go back when the thread exits
  * (pthread key destructor: to the depot while other threads use the heap,
- * see tcache_leave()), when the heap is closed, or on pya_heap_flush().
+ * see thread_exit()), when the heap is closed, or on pya_heap_flush().
  *
  * Locking: the fast paths touch only the calling thread's own structures.
  * pyai_lock guards the lists that let other threads find a thread's
@@ -60,9 +60,10 @@
  */
 struct pyai_tcache pyai_no_tcache = {
 	.mag = { [0 ... PYAI_MAG_ENTRIES - 1] = {
-		.top = &pyai_no_tcache.guard + 1,
-		.limit = &pyai_no_tcache.guard + 1 } },
-	.mbase = { [0 ... PYAI_MAG_ENTRIES - 1] = &pyai_no_tcache.guard + 1 },
+		.top = PYAI_GUARD_TOP(&pyai_no_tcache),
+		.limit = PYAI_GUARD_TOP(&pyai_no_tcache) } },
+	.mbase = { [0 ... PYAI_MAG_ENTRIES - 1] =
+		   PYAI_GUARD_TOP(&pyai_no_tcache) },
 	.shift = 3,
 	.scale = 2,
 };
@@ -460,7 +461,9 @@ static uint32_t mag_drain(struct pya_heap *h, struct pyai_tcache *tc,
 	return kept;
 }
 
-static unsigned int tcache_drain_all(struct pyai_tcache *tc)
+/* Empty every magazine of @tc: into the depot as far as it has room when
+ * @to_depot, else (and the rest) back to the kernel.  Blocks drained. */
+static unsigned int tcache_drain(struct pyai_tcache *tc, bool to_depot)
 {
 	struct pya_heap *h = tc->heap;
 	unsigned int c, n = 0;
@@ -470,7 +473,31 @@ static unsigned int tcache_drain_all(struct pyai_tcache *tc)
 		uint32_t count = pyai_mag_count(tc, m);
 
 		n += count;
-		mag_drain(h, tc, m, count, false);
+		mag_drain(h, tc, m, count, to_depot);
+	}
+	return n;
+}
+
+static unsigned int tcache_drain_all(struct pyai_tcache *tc)
+{
+	return tcache_drain(tc, false);
+}
+
+/*
+ * Forget every block in @tc's magazines, never returning one (a lost heap
+ * whose blocks fault, a shared heap's blocks a fork child inherited from
+ * its parent's magazines).  Blocks forgotten, for the caller's counter.
+ */
+static uint64_t tcache_forget(struct pyai_tcache *tc)
+{
+	unsigned int c;
+	uint64_t n = 0;
+
+	for (c = 0; c < tc->heap->nclasses; c++) {
+		struct pyai_mag *m = pyai_mag_of(tc, c);
+
+		n += pyai_mag_count(tc, m);
+		pyai_mag_set_count(tc, m, 0);
 	}
 	return n;
 }
@@ -496,9 +523,9 @@ static struct pyai_tcache *tcache_new(struct pya_heap *h,
 	tc->scale = 16 >> h->shift;
 	/* Entries of no class: empty and full at once (struct pyai_mag). */
 	for (c = 0; c < PYAI_MAG_ENTRIES; c++) {
-		tc->mbase[c] = &tc->guard + 1;
-		tc->mag[c].top = &tc->guard + 1;
-		tc->mag[c].limit = &tc->guard + 1;
+		tc->mbase[c] = PYAI_GUARD_TOP(tc);
+		tc->mag[c].top = PYAI_GUARD_TOP(tc);
+		tc->mag[c].limit = PYAI_GUARD_TOP(tc);
 	}
 	tc->is_default = h->is_default;
 	tc->heap = h;
@@ -700,6 +727,7 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 {
 	struct pyai_tcache *tc;
 	struct pyai_mag *m;
+	void *p;
 	int n;
 
 	if (h->flags & PYA_HEAP_DEBUG)
@@ -708,11 +736,9 @@ void *pyai_small_alloc(struct pya_heap *h, unsigned int c)
 	if (!tc)
 		return direct_alloc(h, c);
 	m = pyai_mag_of(tc, c);
-	if (pyai_mag_count(tc, m)) {
-		PYAI_BUMP(tc->ctr.mag_hits, 1);
-		__atomic_store_n(&m->top, m->top - 1, __ATOMIC_RELAXED);
-		return handout(*m->top);
-	}
+	p = pyai_fast_pop(tc, m);	/* the fast path's own pop */
+	if (p)
+		return p;
 	n = refill(h, tc, c, m);
 	if (n < 0 && errno == ENOMEM && !h->lost &&
 	    tcache_drain_all(tc) + pyai_depot_flush(h))
@@ -857,16 +883,11 @@ void pyai_tcache_lost(struct pya_heap *h)
 {
 	struct pyai_thread *t = pyai_self;
 	struct pyai_tcache *tc = t ? t->cache[h->slot] : NULL;
-	unsigned int c;
 
 	if (!tc || tc->heap != h)
 		return;
 	PYAI_STORE(tc->window_size, 0);
-	for (c = 0; c < h->nclasses; c++) {
-		PYAI_BUMP(tc->ctr.lost_blocks,
-			  pyai_mag_count(tc, pyai_mag_of(tc, c)));
-		pyai_mag_set_count(tc, pyai_mag_of(tc, c), 0);
-	}
+	PYAI_BUMP(tc->ctr.lost_blocks, tcache_forget(tc));
 }
 
 /* Heap close, pyai_lock held: every thread's blocks go back, and the
@@ -882,34 +903,6 @@ void pyai_heap_detach_caches(struct pya_heap *h)
 		PYAI_STORE(tc->window_size, 0);
 		PYAI_STORE(tc->heap, NULL);
 	}
-}
-
-/*
- * A thread exits while other threads still use the heap: its blocks are
- * theirs to reuse, so they go to the depot as far as it has room (Bonwick
- * and Adams' magazines return to the depot, not to the slab), the rest
- * back to the kernel.  A server that replaces its threads (larson) then
- * hands each one's blocks to the next without a system call.  The depot
- * stays bounded (PYAI_DEPOT_BATCHES * B(c) a class) and is flushed as
- * always, and by the heap's last thread.
- */
-static void tcache_leave(struct pyai_tcache *tc)
-{
-	unsigned int c;
-
-	for (c = 0; c < tc->heap->nclasses; c++) {
-		struct pyai_mag *m = pyai_mag_of(tc, c);
-
-		mag_drain(tc->heap, tc, m, pyai_mag_count(tc, m), true);
-	}
-}
-
-/* The heap's last thread exits: nothing it, or the threads gone before it,
- * left behind stays cached. */
-static void thread_exit_last(struct pyai_tcache *tc)
-{
-	tcache_drain_all(tc);
-	pyai_depot_flush(tc->heap);
 }
 
 static void thread_exit(void *arg)
@@ -936,10 +929,19 @@ static void thread_exit(void *arg)
 		h = tc->heap;
 		if (h) {
 			tcache_unlink(tc);
-			if (h->caches)
-				tcache_leave(tc);
-			else
-				thread_exit_last(tc);
+			/*
+			 * While other threads use the heap, the blocks are
+			 * theirs to reuse: into the depot as far as it has
+			 * room (Bonwick and Adams' magazines return to the
+			 * depot, not to the slab), so a server that replaces
+			 * its threads (larson) hands each one's blocks to the
+			 * next without a system call.  The heap's last thread
+			 * leaves nothing cached, of its own or of the threads
+			 * gone before it.
+			 */
+			tcache_drain(tc, h->caches != NULL);
+			if (!h->caches)
+				pyai_depot_flush(h);
 			tcache_retire(tc);
 		}
 		tcache_free(tc);
@@ -1008,7 +1010,6 @@ void pyai_fork_parent(void)
 static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 {
 	struct pya_heap *h = tc->heap;
-	unsigned int c;
 
 	if (h->private_mode) {
 		/*
@@ -1020,12 +1021,7 @@ static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 		 * every access to the window would fault.
 		 */
 		if (h->lost || (!mine && !pyai_fork_drain_ok)) {
-			for (c = 0; c < h->nclasses; c++) {
-				struct pyai_mag *m = pyai_mag_of(tc, c);
-
-				tc->ctr.lost_blocks += pyai_mag_count(tc, m);
-				pyai_mag_set_count(tc, m, 0);
-			}
+			tc->ctr.lost_blocks += tcache_forget(tc);
 			/* No fast free may touch a block of a lost heap. */
 			if (h->lost)
 				tc->window_size = 0;
@@ -1035,12 +1031,7 @@ static void fork_child_tcache(struct pyai_tcache *tc, bool mine)
 		return;
 	}
 	/* Shared heap: the parent's magazines own these blocks. */
-	for (c = 0; c < h->nclasses; c++) {
-		struct pyai_mag *m = pyai_mag_of(tc, c);
-
-		tc->ctr.forks_dropped += pyai_mag_count(tc, m);
-		pyai_mag_set_count(tc, m, 0);
-	}
+	tc->ctr.forks_dropped += tcache_forget(tc);
 }
 
 /*

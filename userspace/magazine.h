@@ -221,7 +221,7 @@ static inline void *pyai_fast_realloc(struct pyai_tcache *tc, void *p,
 	 * finds out (pyai_realloc_check()).
 	 */
 	if (!pyai_small_request(n) || !(m = pyai_fast_block(tc, p)) ||
-	    m->limit == &tc->guard + 1 || *(uint64_t *)p == PYAI_FREED_KEY)
+	    m->limit == PYAI_GUARD_TOP(tc) || *(uint64_t *)p == PYAI_FREED_KEY)
 		return NULL;
 	to = pyai_mag_entry(tc, n, scale);
 	if (to == m)
