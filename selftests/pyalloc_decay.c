@@ -111,25 +111,40 @@ TEST_F(heap, trim_and_decay_zero_give_back_at_once)
 	EXPECT_EQ(-EINVAL, set_decay(self->fd, PYALLOC_MAX_DECAY_MS + 1));
 }
 
+/* A private heap with a decay of @decay_ms (0: none), mapped at *@map. */
+static int open_private(struct __test_metadata *_metadata, __u32 decay_ms,
+			struct pyalloc_info *info, char **map)
+{
+	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MODE,
+				    .mode = PYALLOC_MODE_PRIVATE };
+	int fd = pya_open();
+
+	if (decay_ms) {
+		c.flags |= PYALLOC_CONFIG_DECAY;
+		c.decay_ms = decay_ms;
+	}
+	EXPECT_LE(0, fd);
+	if (fd < 0)
+		return fd;
+	EXPECT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
+	EXPECT_EQ(0, pya_info(fd, info));
+	*map = pya_map(fd, info);
+	EXPECT_NE(MAP_FAILED, *map);
+	return *map == MAP_FAILED ? -1 : fd;
+}
+
 /* A fork copy of a private heap with kept arenas decays too. */
 TEST(fork_copy_decays)
 {
-	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MODE |
-					     PYALLOC_CONFIG_DECAY,
-				    .mode = PYALLOC_MODE_PRIVATE,
-				    .decay_ms = 400 };
 	static __u64 off[2 * 64 * 8];
 	struct pyalloc_info info;
-	int fd = pya_open(), status;
+	int fd, status;
 	__u64 n, i;
 	char *map;
 	pid_t pid;
 
+	fd = open_private(_metadata, 400, &info, &map);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
-	ASSERT_EQ(0, pya_info(fd, &info));
-	map = pya_map(fd, &info);
-	ASSERT_NE(MAP_FAILED, map);
 	n = 2ULL * info.pools_per_arena * 8;
 	ASSERT_EQ(0, pya_alloc_n(fd, 512, n, off));
 	for (i = 0; i < n; i += 8)
@@ -222,21 +237,16 @@ TEST_F(heap, decay_purges_the_empty_pools_of_a_live_arena)
  */
 TEST(fork_copy_of_purged_pools)
 {
-	struct pyalloc_config c = { .flags = PYALLOC_CONFIG_MODE,
-				    .mode = PYALLOC_MODE_PRIVATE };
 	struct pyalloc_trim tr = { 0 };
 	struct pya_kstats before, after;
 	struct pyalloc_info info;
-	int fd = pya_open(), status;
+	int fd, status;
 	__u64 off[3 * 8], i;
 	char *map;
 	pid_t pid;
 
+	fd = open_private(_metadata, 0, &info, &map);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, pya_ioctl(fd, PYALLOC_IOC_CONFIG, &c));
-	ASSERT_EQ(0, pya_info(fd, &info));
-	map = pya_map(fd, &info);
-	ASSERT_NE(MAP_FAILED, map);
 	ASSERT_EQ(0, pya_alloc(fd, 512, 3 * 8, off, NULL));
 	for (i = 0; i < 3 * 8; i++)
 		map[off[i]] = 7;

@@ -321,27 +321,29 @@ int3_outside_pyalloc() {
 	     END { exit !(oops && !ours) }' "$1"
 }
 
+# Keep the dead run's log as $log.SUFFIX, say WHY and quote its kernel
+# lines matching PATTERN, say AGAIN, and boot once more.
+boot_again() {	# SUFFIX WHY PATTERN AGAIN
+	mv "$log" "$log.$1"
+	echo "vm/run.sh: $2 (log: $log.$1):" >&2
+	grep -E "^\[ *[0-9]+\.[0-9]+\] .*($3)" "$log.$1" |
+		grep -v 'ommand line:' | head -n 5 | sed 's/^/  | /' >&2
+	echo "vm/run.sh: $4" >&2
+	: >"$work/ttyS1"
+	boot
+}
+
 start=$(date +%s)
 boot
 if ! grep -q '^PYALLOC-GUEST: kernel' "$log" &&
 	[ "$qstatus" != 124 ] && [ "$qstatus" != 137 ]; then
-	mv "$log" "$log.first-boot"
-	echo "vm/run.sh: the kernel died while booting, before /init ran" \
-		"(log: $log.first-boot):" >&2
-	grep -E '^\[ *[0-9]+\.[0-9]+\] .*(Oops|BUG|panic)' "$log.first-boot" |
-		grep -v 'ommand line:' | head -n 5 | sed 's/^/  | /' >&2
-	echo "vm/run.sh: booting once more" >&2
-	: >"$work/ttyS1"
-	boot
+	boot_again first-boot \
+		"the kernel died while booting, before /init ran" \
+		'Oops|BUG|panic' "booting once more"
 elif ! grep -q '^PYALLOC-EXIT: ' "$log" && int3_outside_pyalloc "$log"; then
-	mv "$log" "$log.int3"
-	echo "vm/run.sh: the kernel died of an int3 trap outside pyalloc" \
-		"(log: $log.int3):" >&2
-	grep -E '^\[ *[0-9]+\.[0-9]+\] .*(Oops|RIP:)' "$log.int3" |
-		head -n 2 | sed 's/^/  | /' >&2
-	echo "vm/run.sh: QEMU TCG's race with live code patching; running once more" >&2
-	: >"$work/ttyS1"
-	boot
+	boot_again int3 "the kernel died of an int3 trap outside pyalloc" \
+		'Oops|RIP:' \
+		"QEMU TCG's race with live code patching; running once more"
 fi
 elapsed=$(($(date +%s) - start))
 
