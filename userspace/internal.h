@@ -203,12 +203,13 @@ _Static_assert(offsetof(struct pyai_tcache, check) ==
 	       sizeof(struct pyai_mag) == sizeof(struct pyai_blockcheck),
 	       "check[] must follow mag[] entry for entry");
 
-/* last_trip[]: the kind of the last trip, and two flags (magazine.c). */
+/* last_trip[]: the kind of the last trip, and three flags (magazine.c). */
 #define PYAI_TRIP_KIND		3
 #define PYAI_TRIP_REFILL	1
 #define PYAI_TRIP_DRAIN		2
 #define PYAI_TRIP_STREAK	4	/* it followed one of its kind */
-#define PYAI_TRIP_KERNEL	8	/* the depot took or gave nothing */
+#define PYAI_TRIP_KERNEL	8	/* the kernel took or gave blocks */
+#define PYAI_TRIP_DEPOT		16	/* the depot took or gave blocks */
 
 /* Where the entries of no class point, top and limit (struct pyai_mag). */
 #define PYAI_GUARD_TOP(tc)	(&(tc)->guard + 1)

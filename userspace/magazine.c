@@ -653,38 +653,39 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 }
 
 /*
- * Streaks.  A refill right after a refill (the program is growing this
- * class) fills the whole magazine, and a drain right after a drain empties
- * it.  Each further trip of the same kind in a row that went to the kernel
- * alone doubles the magazine, up to M(c) (internal.h), so a wave of N
- * allocations or frees costs about N / M(c) system calls, not N / B(c), as
- * the issue of batch sizes that adapt up to the kernel's limit asks.  A
- * trip the depot served, wholly or in part, brings the magazine back to
- * 2 * B(c): a producer and a consumer thread then keep exchanging batches
- * of the depot's size through it instead of outgrowing it.  The first trip
- * the other way also brings it back to 2 * B(c), the drain shedding what a
- * growing streak left: mixed use keeps the half-full magazine of B(c)
- * blocks, and a thread hoards M(c) blocks only while it streams them.  The
- * capacity changes only here and in pyai_small_free(), by the owner, while
- * the magazine is empty or about to be drained.
+ * Streaks and capacity.  A refill right after a refill (the program is
+ * growing this class) fills the whole magazine, and a drain right after a
+ * drain empties it; a trip the other way moves B(c) blocks, leaving the
+ * magazine with B(c).  The capacity follows where the blocks came from or
+ * went to, after every trip:
+ *  - the kernel alone (a streak), or the kernel in part (a trip the other
+ *    way): the magazine was too small for what the program does with this
+ *    class, and doubles, up to M(c) (internal.h).  A wave of N allocations
+ *    then N frees (N <= M(c)) thus settles after two or three trips into a
+ *    magazine that holds the whole wave, and repeating the wave makes no
+ *    system call at all, as with glibc's free lists; a longer wave costs
+ *    about N / M(c) system calls each way, not N / B(c), as the issue of
+ *    batch sizes that adapt up to the kernel's limit asks;
+ *  - the depot, wholly or in part, in a streak: back to 2 * B(c).  A
+ *    producer and a consumer thread then keep exchanging batches of the
+ *    depot's size through it instead of outgrowing it;
+ *  - the depot alone, the other way: unchanged.
+ * So a thread holds at most M(c) blocks of class c (at most 64 KiB of
+ * blocks, and 512), and only in a class it used in waves that outgrew the
+ * smaller magazine.  The capacity changes only here, by the owner, while
+ * the magazine holds at most the new capacity.
  */
-static uint32_t streak_grow(const struct pya_heap *h, unsigned int c,
-			    uint32_t cap)
+static void trip_done(struct pya_heap *h, struct pyai_tcache *tc,
+		      unsigned int c, struct pyai_mag *m, uint8_t trip)
 {
-	return cap < h->maxcap[c] ? 2 * cap : cap;
-}
+	uint32_t cap = pyai_mag_cap(tc, m);
 
-/* The magazine's capacity after a streak trip (see above). */
-static uint32_t streak_cap(const struct pya_heap *h, struct pyai_tcache *tc,
-			   unsigned int c, uint8_t trip)
-{
-	struct pyai_mag *m = pyai_mag_of(tc, c);
-
-	if (!(trip & PYAI_TRIP_KERNEL))
-		return 2 * h->batch[c];
-	if (trip & PYAI_TRIP_STREAK)
-		return streak_grow(h, c, pyai_mag_cap(tc, m));
-	return pyai_mag_cap(tc, m);
+	if ((trip & PYAI_TRIP_STREAK) && (trip & PYAI_TRIP_DEPOT))
+		cap = 2 * h->batch[c];
+	else if ((trip & PYAI_TRIP_KERNEL) && cap < h->maxcap[c])
+		cap *= 2;
+	pyai_mag_set_cap(tc, m, cap);
+	tc->last_trip[c + 1] = trip;
 }
 
 /* Fill the empty magazine @m; the newest block is left out of its count
@@ -692,29 +693,28 @@ static uint32_t streak_cap(const struct pya_heap *h, struct pyai_tcache *tc,
 static int refill(struct pya_heap *h, struct pyai_tcache *tc, unsigned int c,
 		  struct pyai_mag *m)
 {
-	uint8_t *last = &tc->last_trip[c + 1], trip = PYAI_TRIP_REFILL;
+	uint8_t trip = PYAI_TRIP_REFILL;
 	void **slots = pyai_mag_slots(tc, m);
-	uint32_t want;
+	uint32_t want = h->batch[c];
 	int n;
 
-	if ((*last & PYAI_TRIP_KIND) == PYAI_TRIP_REFILL) {
-		pyai_mag_set_cap(tc, m, streak_cap(h, tc, c, *last));
+	if ((tc->last_trip[c + 1] & PYAI_TRIP_KIND) == PYAI_TRIP_REFILL) {
 		want = pyai_mag_cap(tc, m);
 		trip |= PYAI_TRIP_STREAK;
-	} else {
-		pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
-		want = h->batch[c];
 	}
 	kop_enter();
 	n = (int)depot_get(h, c, slots, want);
-	if (!n) {
+	if (n) {
+		trip |= PYAI_TRIP_DEPOT;
+	} else {
 		n = kernel_alloc(h, tc, c, want, slots);
 		trip |= PYAI_TRIP_KERNEL;
 	}
 	if (n > 0)
 		pyai_mag_set_count(tc, m, (uint32_t)n - 1);
 	kop_exit();
-	*last = trip;
+	if (n > 0)
+		trip_done(h, tc, c, m, trip);
 	return n;
 }
 
@@ -830,19 +830,20 @@ void pyai_small_free(struct pya_heap *h, void *p, unsigned int c,
 	if (unlikely(*(uint64_t *)p == PYAI_FREED_KEY && cached(h, tc, c, p)))
 		pyai_fatal("%s(): double free %p", fn, p);
 	if (count == pyai_mag_cap(tc, m)) {
-		uint8_t *last = &tc->last_trip[c + 1], trip = PYAI_TRIP_DRAIN;
+		uint8_t trip = PYAI_TRIP_DRAIN;
+		uint32_t n = count - h->batch[c], kept;
 
-		/* Streaks: see refill(); the capacity is the next drain's. */
-		if ((*last & PYAI_TRIP_KIND) == PYAI_TRIP_DRAIN) {
+		/* Streaks and capacity: see trip_done(). */
+		if ((tc->last_trip[c + 1] & PYAI_TRIP_KIND) == PYAI_TRIP_DRAIN) {
 			trip |= PYAI_TRIP_STREAK;
-			if (!mag_drain(h, tc, m, count, true))
-				trip |= PYAI_TRIP_KERNEL;
-			pyai_mag_set_cap(tc, m, streak_cap(h, tc, c, trip));
-		} else {
-			mag_drain(h, tc, m, count - h->batch[c], true);
-			pyai_mag_set_cap(tc, m, 2 * h->batch[c]);
+			n = count;
 		}
-		*last = trip;
+		kept = mag_drain(h, tc, m, n, true);
+		if (kept)
+			trip |= PYAI_TRIP_DEPOT;
+		if (kept < n)
+			trip |= PYAI_TRIP_KERNEL;
+		trip_done(h, tc, c, m, trip);
 		PYAI_BUMP(tc->ctr.free_drains, 1);
 		if (unlikely(!tc->window_size)) {
 			/* The drain found the heap lost: @p may fault. */
