@@ -11,7 +11,7 @@
 /*
  * Per class c of size s: at most M blocks in the thread's magazine and
  * 2 * B in the heap's depot, where B = clamp(16384 / s, 32, 64) and M the
- * largest B * 2^k with M <= 512 and M <= 65536 / s, at least 2 * B
+ * largest B * 2^k with M <= 512 and M <= 262144 / s, at least 2 * B (512)
  * (userspace/README.md, "Magazines").
  */
 static unsigned int class_bound(unsigned int size)
@@ -19,7 +19,7 @@ static unsigned int class_bound(unsigned int size)
 	unsigned int b = 16384 / size, m;
 
 	b = b > 64 ? 64 : b < 32 ? 32 : b;
-	for (m = 2 * b; 2 * m <= 512 && 2 * m <= 65536 / size; m *= 2)
+	for (m = 2 * b; 2 * m <= 512 && 2 * m <= 262144 / size; m *= 2)
 		;
 	return m + 2 * b;
 }

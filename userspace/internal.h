@@ -53,16 +53,17 @@
  * bytes: in mixed use no class hoards more than 2 * 16 KiB per thread and
  * heap.  Two refinements (magazine.c):
  *  - streaks: a refill right after a refill, or a drain right after a
- *    drain, moves the whole magazine, and each further one in a row that
- *    the depot could not serve doubles the magazine, up to
+ *    drain, moves the whole magazine, and every trip the kernel had a part
+ *    in doubles the magazine, up to
  *
  *	M(c) = B(c) * 2^k, the largest with M(c) <= PYAI_MAG_STREAK_BYTES /
  *	       size(c) and M(c) <= PYALLOC_MAX_BATCH, but at least 2 * B(c)
  *
- *    (512 blocks up to 128-byte classes, 64 KiB of blocks above), so a
- *    wave of N allocations or frees costs about log2 + N / M(c) system
- *    calls instead of N / B(c); the first trip against the streak brings
- *    the magazine back to 2 * B(c);
+ *    (512 blocks, the kernel's batch limit, for every class: 256 KiB of
+ *    blocks at most, of the 512-byte class), so a wave of N allocations or
+ *    frees costs about log2 + N / M(c) system calls instead of N / B(c),
+ *    and waves of N <= M(c) settle in the magazine and make none; a streak
+ *    that meets the depot brings the magazine back to 2 * B(c);
  *  - the heap's depot, which holds up to 2 * B(c) more per class, is tried
  *    first.
  * So a thread holds at most M(c) blocks of class c, and the depot 2 * B(c).
@@ -70,7 +71,7 @@
 #define PYAI_MAG_BATCH_MAX	64
 #define PYAI_MAG_BATCH_MIN	32
 #define PYAI_MAG_BYTES		16384
-#define PYAI_MAG_STREAK_BYTES	65536
+#define PYAI_MAG_STREAK_BYTES	262144
 
 /* Counters of one thread's use of one heap (or of a heap's direct path). */
 struct pyai_counters {

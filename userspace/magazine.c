@@ -670,9 +670,8 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
  *    producer and a consumer thread then keep exchanging batches of the
  *    depot's size through it instead of outgrowing it;
  *  - the depot alone, the other way: unchanged.
- * So a thread holds at most M(c) blocks of class c (at most 64 KiB of
- * blocks, and 512), and only in a class it used in waves that outgrew the
- * smaller magazine.  The capacity changes only here, by the owner, while
+ * So a thread holds at most M(c) = 512 blocks of class c (internal.h), and
+ * only in a class it used in waves that outgrew the smaller magazine.  The capacity changes only here, by the owner, while
  * the magazine holds at most the new capacity.
  */
 static void trip_done(struct pya_heap *h, struct pyai_tcache *tc,
