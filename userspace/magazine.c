@@ -671,8 +671,9 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
  *    depot's size through it instead of outgrowing it;
  *  - the depot alone, the other way: unchanged.
  * So a thread holds at most M(c) = 512 blocks of class c (internal.h), and
- * only in a class it used in waves that outgrew the smaller magazine.  The capacity changes only here, by the owner, while
- * the magazine holds at most the new capacity.
+ * only in a class it used in waves that outgrew the smaller magazine.  The
+ * capacity changes only here, by the owner, while the magazine holds at
+ * most the new capacity.
  */
 static void trip_done(struct pya_heap *h, struct pyai_tcache *tc,
 		      unsigned int c, struct pyai_mag *m, uint8_t trip)
