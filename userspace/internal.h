@@ -68,6 +68,13 @@
  *    first.
  * So a thread holds at most M(c) blocks of class c, and the depot 2 * B(c).
  */
+/*
+ * Tcaches of exited threads a heap keeps for the threads that start next
+ * (magazine.c): a server that replaces its threads then maps and faults in
+ * no new tcache.
+ */
+#define PYAI_SPARE_TCACHES	8
+
 #define PYAI_MAG_BATCH_MAX	64
 #define PYAI_MAG_BATCH_MIN	32
 #define PYAI_MAG_BYTES		16384
@@ -322,6 +329,10 @@ struct pya_heap {
 	void *depot_map;		/* the depots' slots (meta.c) */
 	size_t depot_len;
 	struct pyai_tcache *caches;	/* live thread caches, under pyai_lock */
+	/* Exited threads' tcaches, empty, kept for new threads (magazine.c):
+	 * on ->next, at most PYAI_SPARE_TCACHES, under pyai_lock. */
+	struct pyai_tcache *spares;
+	unsigned int nspares;
 	struct pyai_counters retired;	/* exited threads, direct path (atomic) */
 };
 
@@ -334,9 +345,9 @@ struct pya_heap {
  */
 #define PYAI_HEAP_CHECK_FD	(1U << 16)
 
-/* pyai_lock guards heap->caches, the thread list and the heap table; take
- * it with pyai_lock_take(), which also repairs the state of a child forked
- * without the atfork handlers (see heap.c). */
+/* pyai_lock guards heap->caches and ->spares, the thread list and the heap
+ * table; take it with pyai_lock_take(), which also repairs the state of a
+ * child forked without the atfork handlers (see heap.c). */
 extern pthread_mutex_t pyai_lock;
 extern struct pyai_thread *pyai_threads;
 extern struct pya_heap *pyai_default;		/* set once, atomically */

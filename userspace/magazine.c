@@ -18,6 +18,8 @@
  * thread's magazine.  A thread's magazines go back when the thread exits
  * (pthread key destructor: to the depot while other threads use the heap,
  * see thread_exit()), when the heap is closed, or on pya_heap_flush().
+ * The exited thread's emptied tcache is kept for the next thread that
+ * starts (the heap's spares, tcache_new()).
  *
  * Locking: the fast paths touch only the calling thread's own structures.
  * pyai_lock guards the lists that let other threads find a thread's
@@ -502,18 +504,19 @@ static uint64_t tcache_forget(struct pyai_tcache *tc)
 	return n;
 }
 
-/* A tcache and its slot arrays, in one mapping of their own. */
-static struct pyai_tcache *tcache_new(struct pya_heap *h,
-				      struct pyai_thread *t)
+/*
+ * Set up @tc, of @map_len bytes, for @h and thread @t: every magazine empty
+ * at 2 * B(c).  Only the header is written: the slot arrays' guard words
+ * are zero from the mapping and never written, and slots are written
+ * before they are read, so a spare tcache's untouched pages stay so.
+ */
+static void tcache_init(struct pyai_tcache *tc, size_t map_len,
+			struct pya_heap *h, struct pyai_thread *t)
 {
-	size_t len = sizeof(struct pyai_tcache) +
-		     (size_t)h->slots_total * sizeof(void *);
-	struct pyai_tcache *tc = pyai_meta_alloc(len);
 	unsigned int c;
 
-	if (!tc)
-		return NULL;
-	tc->map_len = len;
+	memset(tc, 0, sizeof(*tc));
+	tc->map_len = map_len;
 	tc->base = h->base;
 	/* A lost heap's blocks may fault: no fast free touches them. */
 	tc->window_size = __atomic_load_n(&h->lost, __ATOMIC_RELAXED) ?
@@ -544,6 +547,33 @@ static struct pyai_tcache *tcache_new(struct pya_heap *h,
 		bc->divbound = (uint64_t)(PYAI_PAGE_SIZE / size - 1) *
 			       (size * h->divmagic[c]);
 	}
+}
+
+/*
+ * A tcache for @h and thread @t: a spare one an exited thread left (its
+ * pages are mapped and faulted in already, see thread_exit()), else a new
+ * one, with its slot arrays, in one mapping of its own.
+ */
+static struct pyai_tcache *tcache_new(struct pya_heap *h,
+				      struct pyai_thread *t)
+{
+	size_t len = sizeof(struct pyai_tcache) +
+		     (size_t)h->slots_total * sizeof(void *);
+	struct pyai_tcache *tc;
+
+	pyai_lock_take();
+	tc = h->spares;
+	if (tc) {
+		h->spares = tc->next;
+		h->nspares--;
+	}
+	pyai_lock_release();
+	if (!tc) {
+		tc = pyai_meta_alloc(len);
+		if (!tc)
+			return NULL;
+	}
+	tcache_init(tc, len, h, t);
 	return tc;
 }
 
@@ -904,6 +934,13 @@ void pyai_heap_detach_caches(struct pya_heap *h)
 		PYAI_STORE(tc->window_size, 0);
 		PYAI_STORE(tc->heap, NULL);
 	}
+	while (h->spares) {
+		struct pyai_tcache *tc = h->spares;
+
+		h->spares = tc->next;
+		tcache_free(tc);
+	}
+	h->nspares = 0;
 }
 
 static void thread_exit(void *arg)
@@ -944,6 +981,19 @@ static void thread_exit(void *arg)
 			if (!h->caches)
 				pyai_depot_flush(h);
 			tcache_retire(tc);
+			/*
+			 * The empty tcache is kept for the next thread that
+			 * starts (tcache_new()): mapping and faulting in a
+			 * new one costs a thread that lives for a few
+			 * thousand operations more than its work.
+			 */
+			if (h->nspares < PYAI_SPARE_TCACHES) {
+				tc->owner = NULL;
+				tc->next = h->spares;
+				h->spares = tc;
+				h->nspares++;
+				continue;
+			}
 		}
 		tcache_free(tc);
 	}
