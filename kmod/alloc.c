@@ -296,20 +296,38 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 	}
 }
 
+/*
+ * The arena of the previous offset of a batch, so that a run of blocks in
+ * one arena looks it up once: the window's arenas are in an xarray, and a
+ * batch of 512 blocks would otherwise walk it 512 times, twice over for a
+ * free.  Valid while no arena of the heap goes away; commit_free(), which
+ * may release one, forgets it.
+ */
+struct pya_arena_cache {
+	u64 slot;
+	struct pya_arena *arena;
+};
+
+#define PYA_ARENA_CACHE_INIT	{ .slot = U64_MAX }
+
 /* Find the arena, pool and block index of @off; the block's bit is not checked. */
 static int block_lookup(struct pya_allocator *a, u64 off,
-			struct pya_arena **arenap, struct pya_pool **poolp,
-			unsigned int *idx)
+			struct pya_arena_cache *ac, struct pya_arena **arenap,
+			struct pya_pool **poolp, unsigned int *idx)
 {
 	u64 slot = off >> a->arena_shift;
-	struct pya_arena *arena;
+	struct pya_arena *arena = ac->arena;
 	struct pya_pool *pool;
 
-	if (slot >= a->max_arenas)
-		return -EINVAL;
-	arena = a->ops->slot_lookup(a, (u32)slot);
-	if (!arena)
-		return -EINVAL;
+	if (slot != ac->slot) {
+		if (slot >= a->max_arenas)
+			return -EINVAL;
+		arena = a->ops->slot_lookup(a, (u32)slot);
+		if (!arena)
+			return -EINVAL;
+		ac->slot = slot;
+		ac->arena = arena;
+	}
 	pool = &arena->pools[(off >> PYA_POOL_SHIFT) &
 			     (a->pools_per_arena - 1)];
 	if (!pool->page || !pool->nused)
@@ -321,33 +339,36 @@ static int block_lookup(struct pya_allocator *a, u64 off,
 
 /* Account for one block whose bit is already cleared. */
 static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
-			struct pya_pool *pool)
+			struct pya_pool *pool, struct pya_arena_cache *ac)
 {
 	bool was_full = pya_pool_full(pool);
 
 	pool->nused--;
 	a->class_used[pool->cls]--;
-	if (!pool->nused)
-		pool_put(a, arena, pool);
-	else if (was_full)
+	if (!pool->nused) {
+		pool_put(a, arena, pool);	/* may release @arena */
+		ac->slot = U64_MAX;
+	} else if (was_full) {
 		list_add(&pool->link, &a->usedpools[pool->cls]);
+	}
 }
 
 /* Free blocks known to be allocated, newest first, undoing their call. */
 static void rollback_blocks(struct pya_allocator *a, const u64 *offsets,
 			    u32 count)
 {
+	struct pya_arena_cache ac = PYA_ARENA_CACHE_INIT;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 
 	a->rolling_back = true;
 	while (count--) {
-		if (WARN_ON(block_lookup(a, offsets[count], &arena, &pool,
+		if (WARN_ON(block_lookup(a, offsets[count], &ac, &arena, &pool,
 					 &idx)))
 			continue;
 		__clear_bit(idx, pool->map);
-		commit_free(a, arena, pool);
+		commit_free(a, arena, pool, &ac);
 	}
 	a->rolling_back = false;
 	a->arenas_highwater = a->prev_highwater;
@@ -364,13 +385,12 @@ int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out)
 					      a->nclasses);
 	struct list_head *used = &a->usedpools[cls];
 	struct pya_pool *pool;
-	unsigned int idx;
-	u32 i;
+	u32 i, got;
 	int err;
 
 	a->gen++;
 	a->prev_highwater = a->arenas_highwater;
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < count; i += got) {
 		if (list_empty(used)) {
 			err = pool_get(a, cls, &pool);
 			if (err)
@@ -378,11 +398,10 @@ int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out)
 		} else {
 			pool = list_first_entry(used, struct pya_pool, link);
 		}
-		idx = pya_pool_alloc_block(pool);
+		got = pya_pool_alloc_blocks(pool, out + i, count - i);
 		if (pya_pool_full(pool))
 			list_del_init(&pool->link);
-		out[i] = pya_pool_offset(pool) + (u64)idx * pool->block_size;
-		a->class_used[cls]++;
+		a->class_used[cls] += got;
 	}
 	a->alloc_calls++;
 	a->blocks_allocated += count;
@@ -410,13 +429,15 @@ void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count)
 static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 			 u32 count)
 {
+	struct pya_arena_cache ac = PYA_ARENA_CACHE_INIT;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 	u32 i;
 
 	for (i = 0; i < count; i++)
-		if (!WARN_ON(block_lookup(a, offsets[i], &arena, &pool, &idx)))
+		if (!WARN_ON(block_lookup(a, offsets[i], &ac, &arena, &pool,
+					  &idx)))
 			__set_bit(idx, pool->map);
 }
 
@@ -427,23 +448,24 @@ static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad)
 {
+	struct pya_arena_cache ac = PYA_ARENA_CACHE_INIT;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 	u32 i;
 
 	for (i = 0; i < count; i++) {
-		if (block_lookup(a, offsets[i], &arena, &pool, &idx) ||
-		    !test_bit(idx, pool->map)) {
+		if (block_lookup(a, offsets[i], &ac, &arena, &pool, &idx) ||
+		    !__test_and_clear_bit(idx, pool->map)) {
 			restore_bits(a, offsets, i);
 			*bad = i;
 			return -EINVAL;
 		}
-		__clear_bit(idx, pool->map);
 	}
 	for (i = 0; i < count; i++) {
-		if (!WARN_ON(block_lookup(a, offsets[i], &arena, &pool, &idx)))
-			commit_free(a, arena, pool);
+		if (!WARN_ON(block_lookup(a, offsets[i], &ac, &arena, &pool,
+					  &idx)))
+			commit_free(a, arena, pool, &ac);
 	}
 	a->free_calls++;
 	a->blocks_freed += count;
@@ -593,6 +615,7 @@ static int arena_clone(struct pya_allocator *dst,
 		dp->nused = sp->nused;
 		dp->nblocks = sp->nblocks;
 		dp->block_size = sp->block_size;
+		dp->recip = sp->recip;
 		dp->cls = sp->cls;
 		bitmap_copy(dp->map, sp->map, PYA_POOL_MAX_BLOCKS);
 		arena->ncarved++;

@@ -11,20 +11,47 @@ void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size)
 	pool->block_size = block_size;
 	pool->nblocks = pya_blocks_per_pool(block_size);
 	pool->nused = 0;
+	/*
+	 * floor((2^32 - 1) / size) + 1: at least 2^32 / size and less than
+	 * (2^32 + size) / size.  For an offset n < 2^16 in the page,
+	 * n * recip / 2^32 then exceeds n / size by less than n / 2^32 <
+	 * 2^-16 <= 1 / size, too little to reach the next integer, which is
+	 * at least 1 / size above n / size: (n * recip) >> 32 is
+	 * floor(n / size), without a division on the free path.
+	 */
+	pool->recip = U32_MAX / block_size + 1;
 	bitmap_zero(pool->map, PYA_POOL_MAX_BLOCKS);
 }
 
 /*
- * Take the lowest free block.  The caller guarantees the pool is not full.
- * Lowest-first keeps a pool's live blocks packed at the start of the page.
+ * Take up to @want of the lowest free blocks, which the caller knows
+ * exist (the pool is not full), writing their window offsets to @out in
+ * ascending order; returns how many.  Lowest-first keeps a pool's live
+ * blocks packed at the start of the page.  One pass over the bitmap's
+ * words, not one search from the start for every block.
  */
-unsigned int pya_pool_alloc_block(struct pya_pool *pool)
+u32 pya_pool_alloc_blocks(struct pya_pool *pool, u64 *out, u32 want)
 {
-	unsigned int idx = find_first_zero_bit(pool->map, pool->nblocks);
+	u64 base = pya_pool_offset(pool);
+	unsigned int w, nwords = BITS_TO_LONGS(pool->nblocks);
+	u32 got = 0;
 
-	__set_bit(idx, pool->map);
-	pool->nused++;
-	return idx;
+	want = min_t(u32, want, pool->nblocks - pool->nused);
+	for (w = 0; w < nwords && got < want; w++) {
+		unsigned long free = ~pool->map[w];
+
+		while (free && got < want) {
+			unsigned int idx = w * BITS_PER_LONG + __ffs(free);
+
+			if (idx >= pool->nblocks)
+				break;
+			free &= free - 1;
+			__set_bit(idx, pool->map);
+			out[got++] = base + (u64)idx * pool->block_size;
+		}
+	}
+	pool->nused += got;
+	return got;
 }
 
 /*
@@ -34,7 +61,7 @@ unsigned int pya_pool_alloc_block(struct pya_pool *pool)
 int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
 			 unsigned int *idx)
 {
-	unsigned int i = inpage / pool->block_size;
+	unsigned int i = (u32)(((u64)inpage * pool->recip) >> 32);
 
 	if (i * pool->block_size != inpage || i >= pool->nblocks)
 		return -EINVAL;

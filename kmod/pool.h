@@ -42,11 +42,13 @@ struct pya_pool {
 	u16 nblocks;		/* blocks that fit in the page */
 	u16 block_size;
 	u16 cls;
+	/* 2^32 / block_size, rounded up: see pya_pool_init(). */
+	u32 recip;
 	unsigned long map[BITS_TO_LONGS(PYA_POOL_MAX_BLOCKS)];
 };
 
 void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size);
-unsigned int pya_pool_alloc_block(struct pya_pool *pool);
+u32 pya_pool_alloc_blocks(struct pya_pool *pool, u64 *out, u32 want);
 int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
 			 unsigned int *idx);
 

@@ -22,6 +22,10 @@ typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
 
+#define U32_MAX		UINT32_MAX
+#define U64_MAX		UINT64_MAX
+#define min_t(type, x, y)	((type)(x) < (type)(y) ? (type)(x) : (type)(y))
+
 #define PAGE_SHIFT	12
 #define PAGE_SIZE	(1UL << PAGE_SHIFT)
 
@@ -65,6 +69,20 @@ static inline void __clear_bit(unsigned long nr, unsigned long *map)
 static inline bool test_bit(unsigned long nr, const unsigned long *map)
 {
 	return map[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG) & 1;
+}
+
+static inline bool __test_and_clear_bit(unsigned long nr, unsigned long *map)
+{
+	bool was = test_bit(nr, map);
+
+	__clear_bit(nr, map);
+	return was;
+}
+
+/* The lowest set bit of @word, which is not 0. */
+static inline unsigned long __ffs(unsigned long word)
+{
+	return (unsigned long)__builtin_ctzl(word);
 }
 
 static inline void bitmap_zero(unsigned long *map, unsigned long nbits)

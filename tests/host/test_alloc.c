@@ -228,6 +228,64 @@ static void test_size_classes(void)
 	CHECK(pya_blocks_per_pool(512) == 8 && pya_blocks_per_pool(8) == 512);
 }
 
+/*
+ * A pool's bitmap and offset arithmetic against the obvious versions: the
+ * block index without a division (pya_pool_init()'s reciprocal) for every
+ * offset in the page and every class size, and a batch taken in one pass
+ * over the bitmap against one lowest-free-bit search per block.
+ */
+static void test_pool_arithmetic(void)
+{
+	static struct pya_pool pool, ref;
+	unsigned int seed = 7, size, in, idx;
+
+	for (size = 8; size <= PYALLOC_MAX_REQUEST; size += 8) {
+		pya_pool_init(&pool, size / 8 - 1, size);
+		for (in = 0; in < PAGE_SIZE; in++) {
+			bool valid = in % size == 0 && in / size < pool.nblocks;
+			int err = pya_pool_block_index(&pool, in, &idx);
+
+			CHECK(valid ? !err && idx == in / size : err == -EINVAL);
+		}
+	}
+	for (size = 8; size <= PYALLOC_MAX_REQUEST; size += 8) {
+		int round;
+
+		pya_pool_init(&pool, size / 8 - 1, size);
+		pool.pgoff = 3;
+		for (round = 0; round < 20; round++) {
+			u64 out[PYA_POOL_MAX_BLOCKS];
+			u32 want = 1 + rand_r(&seed) % pool.nblocks, got, i;
+
+			/* Some blocks in use, at random. */
+			for (i = 0; i < pool.nblocks; i++) {
+				if (rand_r(&seed) % 3)
+					continue;
+				if (test_bit(i, pool.map))
+					__clear_bit(i, pool.map), pool.nused--;
+				else
+					__set_bit(i, pool.map), pool.nused++;
+			}
+			if (pya_pool_full(&pool))
+				continue;
+			u32 nfree = (u32)(pool.nblocks - pool.nused);
+
+			ref = pool;
+			got = pya_pool_alloc_blocks(&pool, out, want);
+			CHECK(got == (want < nfree ? want : nfree));
+			for (i = 0; i < got; i++) {
+				u32 b = find_first_zero_bit(ref.map, ref.nblocks);
+
+				__set_bit(b, ref.map);
+				ref.nused++;
+				CHECK(out[i] == 3 * PAGE_SIZE + (u64)b * size);
+			}
+			CHECK(pool.nused == ref.nused);
+			CHECK(!memcmp(pool.map, ref.map, sizeof(pool.map)));
+		}
+	}
+}
+
 static void test_alloc_layout(void)
 {
 	struct fake *f = fake_new(1024);
@@ -730,8 +788,9 @@ static void test_clone(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..13\n");
+	printf("TAP version 13\n1..14\n");
 	run("size_classes", test_size_classes);
+	run("pool_arithmetic", test_pool_arithmetic);
 	run("alloc_layout", test_alloc_layout);
 	run("free_rejects", test_free_rejects);
 	run("free_then_reuse", test_free_then_reuse);
