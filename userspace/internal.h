@@ -39,10 +39,10 @@
 #define PYAI_PAGE_SIZE	(1UL << PYAI_PAGE_SHIFT)
 
 /*
- * Magazine geometry.  A thread's magazine for class c holds at most
- * 2 * B(c) blocks; an empty magazine is refilled with B(c) blocks by one
- * PYALLOC_IOC_ALLOC, a full one gives back its B(c) oldest blocks with one
- * PYALLOC_IOC_FREE.  After either, the magazine sits half full, so a
+ * Magazine geometry.  A thread's magazine for class c starts at 2 * B(c)
+ * blocks; an empty magazine is refilled with B(c) blocks by one
+ * PYALLOC_IOC_ALLOC, a full one gives back all but B(c), its oldest, with
+ * one PYALLOC_IOC_FREE.  After either, the magazine holds B(c), so a
  * workload whose live count per class does a random walk needs about B(c)^2
  * operations before the next ioctl: B >= 16 already meets the goal of one
  * ioctl per 256 operations; we use
@@ -50,23 +50,27 @@
  *	B(c) = clamp(PYAI_MAG_BYTES / size(c), PYAI_MAG_BATCH_MIN, PYAI_MAG_BATCH_MAX)
  *
  * i.e. 64 blocks up to 256-byte classes, then down to 32 blocks of 512
- * bytes: in mixed use no class hoards more than 2 * 16 KiB per thread and
- * heap.  Two refinements (magazine.c):
+ * bytes: a class that is used in mixed use only hoards at most 2 * 16 KiB
+ * per thread and heap.  Two refinements (magazine.c, trip_done()):
  *  - streaks: a refill right after a refill, or a drain right after a
- *    drain, moves the whole magazine, and every trip the kernel had a part
- *    in doubles the magazine, up to
+ *    drain, moves the whole magazine, and trips to the kernel (streaks, and
+ *    any but a class's first) double the magazine, up to
  *
  *	M(c) = B(c) * 2^k, the largest with M(c) <= PYAI_MAG_STREAK_BYTES /
  *	       size(c) and M(c) <= PYALLOC_MAX_BATCH, but at least 2 * B(c)
  *
- *    (512 blocks, the kernel's batch limit, for every class: 256 KiB of
- *    blocks at most, of the 512-byte class), so a wave of N allocations or
- *    frees costs about log2 + N / M(c) system calls instead of N / B(c),
- *    and waves of N <= M(c) settle in the magazine and make none; a streak
- *    that meets the depot brings the magazine back to 2 * B(c);
+ *    (512 blocks, the kernel's batch limit, up to 256-byte classes and for
+ *    the 512-byte one; 264 to 496 for the others, where B(c) is no power
+ *    of two), so a wave of N allocations or frees costs about
+ *    log2 + N / M(c) system calls instead of N / B(c), and waves of
+ *    N <= M(c) - B(c) settle in the magazine and make none; a streak that
+ *    meets the depot while other threads use the heap brings the magazine
+ *    back to 2 * B(c);
  *  - the heap's depot, which holds up to 2 * B(c) more per class, is tried
  *    first.
- * So a thread holds at most M(c) blocks of class c, and the depot 2 * B(c).
+ * So a thread holds at most M(c) blocks of class c (6.3 MiB if it filled
+ * every class of a granularity-8 heap, 3.2 MiB at 16), and the depot
+ * 2 * B(c).
  */
 /*
  * Tcaches of exited threads a heap keeps for the threads that start next
@@ -185,7 +189,8 @@ struct pyai_tcache {
 	struct pya_heap *heap;		/* NULL once the heap is closed */
 	struct pyai_counters ctr;
 	struct pyai_thread *owner;
-	struct pyai_tcache *next;	/* on heap->caches, under pyai_lock */
+	struct pyai_tcache *next;	/* on heap->caches or ->spares, under
+					 * pyai_lock */
 	struct pyai_tcache **pprev;
 	size_t map_len;			/* bytes of this tcache's mapping */
 	/* Per magazine entry, the last trip to the kernel or depot:
@@ -329,6 +334,7 @@ struct pya_heap {
 	void *depot_map;		/* the depots' slots (meta.c) */
 	size_t depot_len;
 	struct pyai_tcache *caches;	/* live thread caches, under pyai_lock */
+	unsigned int ncaches;		/* how many; read racily (magazine.c) */
 	/* Exited threads' tcaches, empty, kept for new threads (magazine.c):
 	 * on ->next, at most PYAI_SPARE_TCACHES, under pyai_lock. */
 	struct pyai_tcache *spares;

@@ -8,10 +8,10 @@
  * a lock or makes a syscall while the magazine is neither empty nor full
  * (magazine.h: inlined into every entry point).  An empty magazine is
  * refilled with B(c) blocks from the heap's depot or by one
- * PYALLOC_IOC_ALLOC; a full one (2 * B(c) blocks) leaves its B(c) oldest
- * blocks in the depot or returns them with one PYALLOC_IOC_FREE (the newest
- * stay: they are the ones still in the CPU cache); a streak moves the whole
- * magazine and grows it, up to M(c).  B(c) and M(c) are in internal.h.
+ * PYALLOC_IOC_ALLOC; a full one leaves all but B(c) of its blocks, the
+ * oldest, in the depot or returns them with one PYALLOC_IOC_FREE (the
+ * newest stay: they are the ones still in the CPU cache); a streak moves
+ * the whole magazine, and trips to the kernel grow it, up to M(c).  B(c) and M(c) are in internal.h.
  *
  * Blocks of one class in one heap are interchangeable, so a block freed by
  * a thread other than the one that allocated it simply joins the freeing
@@ -588,6 +588,9 @@ static void tcache_free(struct pyai_tcache *tc)
 
 static void tcache_unlink(struct pyai_tcache *tc)
 {
+	struct pya_heap *h = tc->heap;
+
+	PYAI_STORE(h->ncaches, PYAI_LOAD(h->ncaches) - 1);
 	*tc->pprev = tc->next;
 	if (tc->next)
 		tc->next->pprev = tc->pprev;
@@ -655,6 +658,7 @@ static struct pyai_tcache *tcache_get(struct pya_heap *h)
 	if (h->caches)
 		h->caches->pprev = &tc->next;
 	h->caches = tc;
+	PYAI_STORE(h->ncaches, PYAI_LOAD(h->ncaches) + 1);
 	pyai_lock_release();
 	t->cache[h->slot] = tc;
 	tcache_use(tc);
@@ -685,35 +689,46 @@ static void *direct_alloc(struct pya_heap *h, unsigned int c)
 /*
  * Streaks and capacity.  A refill right after a refill (the program is
  * growing this class) fills the whole magazine, and a drain right after a
- * drain empties it; a trip the other way moves B(c) blocks, leaving the
- * magazine with B(c).  The capacity follows where the blocks came from or
- * went to, after every trip:
- *  - the kernel alone (a streak), or the kernel in part (a trip the other
- *    way): the magazine was too small for what the program does with this
- *    class, and doubles, up to M(c) (internal.h).  A wave of N allocations
- *    then N frees (N <= M(c)) thus settles after two or three trips into a
- *    magazine that holds the whole wave, and repeating the wave makes no
- *    system call at all, as with glibc's free lists; a longer wave costs
- *    about N / M(c) system calls each way, not N / B(c), as the issue of
- *    batch sizes that adapt up to the kernel's limit asks;
- *  - the depot, wholly or in part, in a streak: back to 2 * B(c).  A
- *    producer and a consumer thread then keep exchanging batches of the
- *    depot's size through it instead of outgrowing it;
- *  - the depot alone, the other way: unchanged.
- * So a thread holds at most M(c) = 512 blocks of class c (internal.h), and
- * only in a class it used in waves that outgrew the smaller magazine.  The
- * capacity changes only here, by the owner, while the magazine holds at
- * most the new capacity.
+ * drain empties it; a trip the other way refills B(c) blocks, or drains all
+ * but B(c).  A magazine starts at 2 * B(c) blocks, and after every trip its
+ * capacity follows where the blocks came from or went to:
+ *  - the kernel, in a streak or in a trip that followed one of the other
+ *    kind (not the class's first trip): the magazine was too small for
+ *    what the program does with this class, and doubles, up to M(c)
+ *    (internal.h).  A wave of N allocations then N frees, N <= M(c) -
+ *    B(c), thus settles after a few trips into a magazine that holds the
+ *    whole wave (a longer one overflows it by the B(c) blocks a drain the
+ *    other way keeps), and repeating the wave makes no system call at
+ *    all, as with glibc's free lists; a longer wave costs about N / M(c)
+ *    system calls each way, not N / B(c), as the issue of batch sizes
+ *    that adapt up to the kernel's limit asks;
+ *  - the depot, wholly or in part, in a streak, while other threads use
+ *    the heap: back to 2 * B(c).  A producer and a consumer thread then
+ *    keep exchanging batches of the depot's size through it instead of
+ *    outgrowing it.  A thread alone with its heap only meets its own
+ *    blocks in the depot, and keeps its capacity;
+ *  - otherwise: unchanged.
+ * So a thread holds at most M(c) blocks of class c, and more than 2 * B(c)
+ * only in a class whose waves outgrew one refill.  The capacity changes
+ * only here, by the owner, while the magazine holds at most the new
+ * capacity: a streak that met the depot holds at most the depot's 2 * B(c)
+ * (refill) or nothing (drain).
  */
+_Static_assert(PYAI_DEPOT_BATCHES <= 2,
+	       "a refill from the depot must fit a magazine of 2 * B(c)");
+
 static void trip_done(struct pya_heap *h, struct pyai_tcache *tc,
 		      unsigned int c, struct pyai_mag *m, uint8_t trip)
 {
 	uint32_t cap = pyai_mag_cap(tc, m);
+	uint8_t last = tc->last_trip[c + 1];
 
-	if ((trip & PYAI_TRIP_STREAK) && (trip & PYAI_TRIP_DEPOT))
+	if ((trip & PYAI_TRIP_STREAK) && (trip & PYAI_TRIP_DEPOT) &&
+	    PYAI_LOAD(h->ncaches) > 1)
 		cap = 2 * h->batch[c];
-	else if ((trip & PYAI_TRIP_KERNEL) && cap < h->maxcap[c])
-		cap *= 2;
+	else if ((trip & PYAI_TRIP_KERNEL) &&
+		 ((trip & PYAI_TRIP_STREAK) || last))
+		cap = 2 * cap < h->maxcap[c] ? 2 * cap : h->maxcap[c];
 	pyai_mag_set_cap(tc, m, cap);
 	tc->last_trip[c + 1] = trip;
 }
