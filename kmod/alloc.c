@@ -399,6 +399,11 @@ int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out)
 			pool = list_first_entry(used, struct pya_pool, link);
 		}
 		got = pya_pool_alloc_blocks(pool, out + i, count - i);
+		/* A pool on usedpools has a free block; never spin on one. */
+		if (WARN_ON(!got)) {
+			err = -EIO;
+			goto undo;
+		}
 		if (pya_pool_full(pool))
 			list_del_init(&pool->link);
 		a->class_used[cls] += got;

@@ -13,12 +13,14 @@ void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size)
 	pool->nused = 0;
 	/*
 	 * floor((2^32 - 1) / size) + 1: at least 2^32 / size and less than
-	 * (2^32 + size) / size.  For an offset n < 2^16 in the page,
-	 * n * recip / 2^32 then exceeds n / size by less than n / 2^32 <
-	 * 2^-16 <= 1 / size, too little to reach the next integer, which is
-	 * at least 1 / size above n / size: (n * recip) >> 32 is
-	 * floor(n / size), without a division on the free path.
+	 * (2^32 + size) / size.  For an offset n in the page, n * recip / 2^32
+	 * then exceeds n / size by less than n / 2^32, which is at most
+	 * 1 / size while n * size <= 2^32 (a pool of at most 8 MiB, checked
+	 * below): too little to reach the next integer, at least 1 / size
+	 * above n / size, so (n * recip) >> 32 is floor(n / size), without a
+	 * division on the free path.
 	 */
+	BUILD_BUG_ON((u64)PYA_POOL_SIZE * PYALLOC_MAX_REQUEST > 1ULL << 32);
 	pool->recip = U32_MAX / block_size + 1;
 	bitmap_zero(pool->map, PYA_POOL_MAX_BLOCKS);
 }

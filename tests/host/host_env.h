@@ -22,6 +22,7 @@ typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
 
+#define BUILD_BUG_ON(cond)	_Static_assert(!(cond), #cond)
 #define U32_MAX		UINT32_MAX
 #define U64_MAX		UINT64_MAX
 #define min_t(type, x, y)	((type)(x) < (type)(y) ? (type)(x) : (type)(y))
