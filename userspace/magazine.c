@@ -11,7 +11,8 @@
  * PYALLOC_IOC_ALLOC; a full one leaves all but B(c) of its blocks, the
  * oldest, in the depot or returns them with one PYALLOC_IOC_FREE (the
  * newest stay: they are the ones still in the CPU cache); a streak moves
- * the whole magazine, and trips to the kernel grow it, up to M(c).  B(c) and M(c) are in internal.h.
+ * the whole magazine, and trips to the kernel grow it, up to M(c).  B(c)
+ * and M(c) are in internal.h.
  *
  * Blocks of one class in one heap are interchangeable, so a block freed by
  * a thread other than the one that allocated it simply joins the freeing
