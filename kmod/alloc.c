@@ -297,36 +297,62 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 }
 
 /*
- * The arena of the previous offset of a batch, so that a run of blocks in
- * one arena looks it up once: the window's arenas are in an xarray, and a
- * batch of 512 blocks would otherwise walk it 512 times, twice over for a
- * free.  Valid while no arena of the heap goes away; commit_free(), which
- * may release one, forgets it.
+ * The arenas of a batch's recent offsets, so that each arena is looked up
+ * about once per batch: the window's arenas are in an xarray, behind an
+ * indirect call, and a batch of 512 blocks would otherwise walk it 512
+ * times, twice over for a free.  Direct-mapped by the arena's slot: the
+ * blocks of one FREE batch often alternate between a few arenas (a
+ * program frees objects in another order than it allocated them, and the
+ * cyclic GC frees in the order of its lists).  An entry is valid while its
+ * arena exists; commit_free(), which may let one go, forgets that one.
  */
+#define PYA_ARENA_CACHE_SIZE	16
+
 struct pya_arena_cache {
-	u64 slot;
-	struct pya_arena *arena;
+	u64 slot[PYA_ARENA_CACHE_SIZE];
+	struct pya_arena *arena[PYA_ARENA_CACHE_SIZE];
 };
 
-#define PYA_ARENA_CACHE_INIT	{ .slot = U64_MAX }
+static void arena_cache_init(struct pya_arena_cache *ac)
+{
+	memset(ac->slot, 0xff, sizeof(ac->slot));	/* U64_MAX: no slot */
+}
+
+/* The arena of window slot @slot, which must exist. */
+static __always_inline struct pya_arena *
+arena_cached(struct pya_allocator *a, struct pya_arena_cache *ac, u64 slot)
+{
+	unsigned int e = slot % PYA_ARENA_CACHE_SIZE;
+
+	if (ac->slot[e] != slot) {
+		ac->arena[e] = a->ops->slot_lookup(a, (u32)slot);
+		ac->slot[e] = slot;
+	}
+	return ac->arena[e];
+}
 
 /* Find the arena, pool and block index of @off; the block's bit is not checked. */
-static int block_lookup(struct pya_allocator *a, u64 off,
-			struct pya_arena_cache *ac, struct pya_arena **arenap,
-			struct pya_pool **poolp, unsigned int *idx)
+static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
+					struct pya_arena_cache *ac,
+					struct pya_arena **arenap,
+					struct pya_pool **poolp,
+					unsigned int *idx)
 {
 	u64 slot = off >> a->arena_shift;
-	struct pya_arena *arena = ac->arena;
+	unsigned int e = slot % PYA_ARENA_CACHE_SIZE;
+	struct pya_arena *arena;
 	struct pya_pool *pool;
 
-	if (slot != ac->slot) {
+	if (ac->slot[e] == slot) {
+		arena = ac->arena[e];
+	} else {
 		if (slot >= a->max_arenas)
 			return -EINVAL;
 		arena = a->ops->slot_lookup(a, (u32)slot);
 		if (!arena)
 			return -EINVAL;
-		ac->slot = slot;
-		ac->arena = arena;
+		ac->slot[e] = slot;
+		ac->arena[e] = arena;
 	}
 	pool = &arena->pools[(off >> PYA_POOL_SHIFT) &
 			     (a->pools_per_arena - 1)];
@@ -346,8 +372,9 @@ static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
 	pool->nused--;
 	a->class_used[pool->cls]--;
 	if (!pool->nused) {
-		pool_put(a, arena, pool);	/* may release @arena */
-		ac->slot = U64_MAX;
+		/* Forget @arena before pool_put() may release it. */
+		ac->slot[arena->index % PYA_ARENA_CACHE_SIZE] = U64_MAX;
+		pool_put(a, arena, pool);
 	} else if (was_full) {
 		list_add(&pool->link, &a->usedpools[pool->cls]);
 	}
@@ -357,11 +384,12 @@ static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
 static void rollback_blocks(struct pya_allocator *a, const u64 *offsets,
 			    u32 count)
 {
-	struct pya_arena_cache ac = PYA_ARENA_CACHE_INIT;
+	struct pya_arena_cache ac;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 
+	arena_cache_init(&ac);
 	a->rolling_back = true;
 	while (count--) {
 		if (WARN_ON(block_lookup(a, offsets[count], &ac, &arena, &pool,
@@ -434,12 +462,13 @@ void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count)
 static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 			 u32 count)
 {
-	struct pya_arena_cache ac = PYA_ARENA_CACHE_INIT;
+	struct pya_arena_cache ac;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 	u32 i;
 
+	arena_cache_init(&ac);
 	for (i = 0; i < count; i++)
 		if (!WARN_ON(block_lookup(a, offsets[i], &ac, &arena, &pool,
 					  &idx)))
@@ -453,12 +482,13 @@ static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad)
 {
-	struct pya_arena_cache ac = PYA_ARENA_CACHE_INIT;
+	struct pya_arena_cache ac;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 	u32 i;
 
+	arena_cache_init(&ac);
 	for (i = 0; i < count; i++) {
 		if (block_lookup(a, offsets[i], &ac, &arena, &pool, &idx) ||
 		    !__test_and_clear_bit(idx, pool->map)) {
@@ -467,10 +497,19 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 			return -EINVAL;
 		}
 	}
+	/*
+	 * Every offset is a valid block now, so the second pass only needs
+	 * its pool: no checks, no index.  An arena is looked up again only
+	 * when the cache lost it (commit_free() forgets one it may let go,
+	 * and such an arena holds no block of this batch any more: its pools
+	 * are empty, and every block still to be committed keeps its pool in
+	 * use).
+	 */
 	for (i = 0; i < count; i++) {
-		if (!WARN_ON(block_lookup(a, offsets[i], &ac, &arena, &pool,
-					  &idx)))
-			commit_free(a, arena, pool, &ac);
+		arena = arena_cached(a, &ac, offsets[i] >> a->arena_shift);
+		pool = &arena->pools[(offsets[i] >> PYA_POOL_SHIFT) &
+				     (a->pools_per_arena - 1)];
+		commit_free(a, arena, pool, &ac);
 	}
 	a->free_calls++;
 	a->blocks_freed += count;

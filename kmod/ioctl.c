@@ -226,25 +226,29 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 	if (!offs)
 		return -ENOMEM;
 	/*
-	 * Fault the output in without writing to it, then allocate and deliver
-	 * with faults disabled.  Delivery can still fault when the buffer was
-	 * unmapped or paged out meanwhile (memory pressure, a sibling thread's
-	 * MADV_DONTNEED): try again for as long as faulting in succeeds, i.e.
-	 * the buffer really is writable; a killed task stops.
+	 * Allocate and deliver with faults disabled (alloc_and_deliver()).
+	 * Delivery faults when the buffer is not mapped in yet, or was
+	 * unmapped or paged out meanwhile (memory pressure, a sibling
+	 * thread's MADV_DONTNEED): the allocation is undone, the buffer
+	 * faulted in without writing to it, and the call tried again for as
+	 * long as faulting in succeeds, i.e. the buffer really is writable;
+	 * a killed task stops.  The buffer is not faulted in up front: it is
+	 * the same few pages call after call, and walking them every time
+	 * cost more than the allocation of a whole batch.
 	 */
 	for (;;) {
-		if (fault_in_safe_writeable((char __user *)uoffs, bytes) ||
-		    fault_in_safe_writeable((char __user *)&ureq->block_size,
-					    sizeof(ureq->block_size))) {
-			err = -EFAULT;
-			break;
-		}
 		err = alloc_and_deliver(heap, &req, offs, uoffs,
 					&ureq->block_size);
 		if (err != -EAGAIN)
 			break;
 		if (fatal_signal_pending(current)) {
 			err = -EINTR;
+			break;
+		}
+		if (fault_in_safe_writeable((char __user *)uoffs, bytes) ||
+		    fault_in_safe_writeable((char __user *)&ureq->block_size,
+					    sizeof(ureq->block_size))) {
+			err = -EFAULT;
 			break;
 		}
 		cond_resched();

@@ -56,17 +56,3 @@ u32 pya_pool_alloc_blocks(struct pya_pool *pool, u64 *out, u32 want)
 	return got;
 }
 
-/*
- * Turn an offset inside the pool's page into a block index.  Fails unless the
- * offset is the start of a block that exists; the caller checks the bitmap.
- */
-int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
-			 unsigned int *idx)
-{
-	unsigned int i = (u32)(((u64)inpage * pool->recip) >> 32);
-
-	if (i * pool->block_size != inpage || i >= pool->nblocks)
-		return -EINVAL;
-	*idx = array_index_nospec(i, (unsigned int)pool->nblocks);
-	return 0;
-}

@@ -383,6 +383,50 @@ static void free_many(struct fake *f, u64 *offs, u32 n)
 	}
 }
 
+/*
+ * FREE batches whose blocks alternate between 20 arenas, more than the
+ * batch's arena cache has entries (alloc.c), so entries collide; pools
+ * empty all through the batches and 19 arenas go away inside the last
+ * one.  A batch rejected at its last entry leaves everything as it was.
+ */
+static void test_free_across_arenas(void)
+{
+	enum { NARENAS = 20, PER = 512 };
+	static u64 offs[NARENAS * PER], mixed[NARENAS * PER];
+	struct fake *f = fake_new(2048);
+	struct full_stats before, after;
+	struct pyalloc_stats st;
+	u32 i, k, idx, last = NARENAS * PER - PYALLOC_MAX_BATCH;
+	u64 saved;
+
+	alloc_many(f, offs, NARENAS * PER, 512);
+	CHECK(stats_of(f).arenas_current == NARENAS);
+	for (i = 0; i < PER; i++)
+		for (k = 0; k < NARENAS; k++)
+			mixed[i * NARENAS + k] = offs[k * PER + i];
+	free_many(f, mixed, last);
+	st = stats_of(f);
+	CHECK(st.arenas_current == NARENAS && st.pools_empty > 0);
+
+	before = full_stats_of(f);
+	saved = mixed[NARENAS * PER - 1];
+	mixed[NARENAS * PER - 1] = mixed[last + 3];	/* a duplicate */
+	CHECK(pya_free_blocks(&f->a, mixed + last, PYALLOC_MAX_BATCH, &idx) ==
+	      -EINVAL && idx == PYALLOC_MAX_BATCH - 1);
+	after = full_stats_of(f);
+	CHECK(!memcmp(&before, &after, sizeof(before)));
+	mixed[NARENAS * PER - 1] = saved;
+
+	CHECK(!pya_free_blocks(&f->a, mixed + last, PYALLOC_MAX_BATCH, &idx));
+	st = stats_of(f);
+	CHECK(st.arenas_current == 1 && st.arenas_reclaimed == NARENAS - 1);
+	CHECK(st.bytes_in_use == 0 && st.pages == 64 && f->pages_live == 64);
+	alloc_many(f, offs, PER, 512);
+	CHECK(stats_of(f).arenas_current == 1);
+	free_many(f, offs, PER);
+	fake_destroy(f);
+}
+
 static void test_arena_release(void)
 {
 	struct fake *f = fake_new(1024);
@@ -788,13 +832,14 @@ static void test_clone(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..14\n");
+	printf("TAP version 13\n1..15\n");
 	run("size_classes", test_size_classes);
 	run("pool_arithmetic", test_pool_arithmetic);
 	run("alloc_layout", test_alloc_layout);
 	run("free_rejects", test_free_rejects);
 	run("free_then_reuse", test_free_then_reuse);
 	run("arena_release", test_arena_release);
+	run("free_across_arenas", test_free_across_arenas);
 	run("purge", test_purge);
 	run("decay_ages", test_decay_ages);
 	run("most_used_arena_first", test_most_used_arena_first);
