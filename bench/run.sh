@@ -12,7 +12,7 @@
 #
 # Environment: BENCH_REPS (throughput repetitions, 11), BENCH_SECS (timed
 # seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
-# BENCH_PYREPS (Python repetitions, 5), BENCH_MITIGATIONS (the guest's
+# BENCH_PYREPS (Python repetitions, 9), BENCH_MITIGATIONS (the guest's
 # mitigations= : "auto", the kernel's default, unless set; "off" for a
 # comparison run), BENCH_OUT (results directory, bench/results).
 #
@@ -28,7 +28,7 @@ start=$(date +%s)
 REPS=${BENCH_REPS:-11}
 SECS=${BENCH_SECS:-0.4}
 MEMREPS=${BENCH_MEMREPS:-3}
-PYREPS=${BENCH_PYREPS:-5}
+PYREPS=${BENCH_PYREPS:-9}
 MITIGATIONS=${BENCH_MITIGATIONS:-auto}
 OUT=${BENCH_OUT:-$here/results}
 
