@@ -268,11 +268,20 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 		arena->npurged++;
 		a->pages--;
 	} else {
+		/*
+		 * Back at the head of empty_pools, where pool_get() took it.
+		 * A pool an undone call put back was empty before the call
+		 * (one that held blocks keeps them): its age since then
+		 * stands, or the decay would purge it later than if the call
+		 * had never been made.
+		 */
 		list_add(&pool->link, &arena->empty_pools);
 		a->pools_empty++;
-		pool->empty_tick = a->tick;
-		if (!a->rolling_back && a->ops->empty_kept)
-			a->ops->empty_kept(a);
+		if (!a->rolling_back) {
+			pool->empty_tick = a->tick;
+			if (a->ops->empty_kept)
+				a->ops->empty_kept(a);
+		}
 	}
 	arena_set_nfree(a, arena, arena->nfreepools + 1);
 	if (!pya_arena_empty(arena))
@@ -507,6 +516,8 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	 */
 	for (i = 0; i < count; i++) {
 		arena = arena_cached(a, &ac, offsets[i] >> a->arena_shift);
+		if (WARN_ON_ONCE(!arena))	/* validated: never */
+			continue;
 		pool = &arena->pools[(offsets[i] >> PYA_POOL_SHIFT) &
 				     (a->pools_per_arena - 1)];
 		commit_free(a, arena, pool, &ac);

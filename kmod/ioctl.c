@@ -16,8 +16,8 @@
  * The heap lock is never held across a user copy that may fault: a fault on
  * the heap's own mapping takes the lock (mmap.c).  The one copy that must
  * happen under the lock, the offsets of freshly allocated blocks, is made
- * with page faults disabled after faulting the buffer in, and the allocation
- * is undone exactly if it still fails.
+ * with page faults disabled; if it faults, the allocation is undone, the
+ * buffer faulted in without the lock, and the call made again.
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>
@@ -164,9 +164,10 @@ out:
 
 /*
  * Allocate under the lock and deliver the offsets and block size with page
- * faults disabled.  Returns -EAGAIN when delivery faulted after all (the
- * buffer was unmapped or paged out meanwhile); the allocation is then undone
- * and the caller faults the buffers in again.
+ * faults disabled.  Returns -EAGAIN when delivery faulted (the buffer is not
+ * faulted in yet, or was unmapped or paged out since): the allocation is
+ * then undone, its statistics with it, and the caller faults the buffers in
+ * and calls again.
  */
 static long alloc_and_deliver(struct pya_heap *heap,
 			      const struct pyalloc_alloc *req, u64 *offs,

@@ -51,6 +51,7 @@ extern unsigned long host_warnings;
 	}								\
 	__c;								\
 })
+#define WARN_ON_ONCE(cond)	WARN_ON(cond)
 
 #define pya_zalloc(size)	calloc(1, size)
 #define pya_free_mem(ptr)	free(ptr)

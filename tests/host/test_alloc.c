@@ -558,6 +558,22 @@ static void test_decay_ages(void)
 	CHECK(stats_of(f).arenas_current == 0 && f->pages_live == 0);
 	CHECK(pools_purged(f) == 0);
 	fake_destroy(f);
+
+	/*
+	 * An undone ALLOC (its delivery faulted: ioctl.c) that had taken an
+	 * empty pool puts it back as old as it was: purged on time.
+	 */
+	f = fake_new(1024);
+	f->a.keep_empty = UINT32_MAX;
+	alloc_many(f, offs, 2 * 8, 512);
+	free_many(f, offs + 8, 8);			/* pool 1, at tick 0 */
+	CHECK(pya_allocator_decay(&f->a, 3) == 0);
+	CHECK(pya_allocator_decay(&f->a, 3) == 0);
+	CHECK(!pya_alloc_blocks(&f->a, 512, 1, offs + 8));	/* takes pool 1 */
+	pya_alloc_undo(&f->a, offs + 8, 1);
+	CHECK(pya_allocator_decay(&f->a, 3) == 1 && pools_purged(f) == 1);
+	free_many(f, offs, 8);
+	fake_destroy(f);
 }
 
 static void test_most_used_arena_first(void)
