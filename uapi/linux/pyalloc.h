@@ -164,7 +164,8 @@ struct pyalloc_config {
  * @offsets:    user pointer to __u64[@count]; on success, the blocks' offsets
  *
  * All or nothing: on any error (ENOMEM when the heap's memory limit or window
- * is exhausted, EFAULT for a bad @offsets) no block is allocated.  Blocks are
+ * is exhausted, EFAULT for a bad @offsets) no block is allocated; @offsets
+ * may then hold offsets of blocks that were given back.  Blocks are
  * aligned to the largest power of two dividing their size (at most a page).
  * Fresh pages read as zero; a reused block keeps what was last written to it.
  */
