@@ -398,6 +398,53 @@ TEST_F(alloc, bad_offsets_pointer_efault_live_blocks)
 }
 
 /*
+ * An offsets array whose pages were never touched: the kernel's first
+ * delivery faults, so it gives the blocks back, faults the array in and
+ * allocates again (ioctl.c).  The caller sees one call: the same offsets
+ * as a twin heap writing into an array already faulted in, and the
+ * statistics of one call.
+ */
+TEST_F(alloc, offsets_array_not_faulted_in_yet)
+{
+	const size_t len = PYALLOC_MAX_BATCH * sizeof(__u64) + PYA_PAGE;
+	__u64 *fresh, *warm;
+	struct pya_kstats a, b;
+	char *buf;
+	int twin;
+
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	/* Straddling a page boundary, so both pages fault. */
+	fresh = (__u64 *)(buf + PYA_PAGE / 2);
+	warm = malloc(PYALLOC_MAX_BATCH * sizeof(__u64));
+	ASSERT_NE(NULL, warm);
+	memset(warm, 0xff, PYALLOC_MAX_BATCH * sizeof(__u64));	/* faulted in */
+	twin = pya_open();
+	ASSERT_LE(0, twin);
+	if (self->gran != 8) {
+		ASSERT_EQ(0, pya_config(twin, PYALLOC_CONFIG_GRANULARITY,
+					self->gran, 0));
+	}
+
+	ASSERT_EQ(0, pya_alloc(self->fd, 48, PYALLOC_MAX_BATCH, fresh, NULL));
+	ASSERT_EQ(0, pya_alloc(twin, 48, PYALLOC_MAX_BATCH, warm, NULL));
+	EXPECT_EQ(0, memcmp(fresh, warm, PYALLOC_MAX_BATCH * sizeof(__u64)));
+	ASSERT_EQ(0, pya_stats(self->fd, &a));
+	ASSERT_EQ(0, pya_stats(twin, &b));
+	EXPECT_EQ(1, a.alloc_calls);
+	EXPECT_EQ(PYALLOC_MAX_BATCH, a.blocks_allocated);
+	EXPECT_EQ(b.pages, a.pages);
+	EXPECT_EQ(b.arenas_allocated, a.arenas_allocated);
+
+	EXPECT_EQ(0, pya_free(self->fd, fresh, PYALLOC_MAX_BATCH, NULL));
+	EXPECT_EQ(0, pya_free(twin, warm, PYALLOC_MAX_BATCH, NULL));
+	close(twin);
+	free(warm);
+	munmap(buf, len);
+}
+
+/*
  * The offsets array may live in the heap's own window, in a block not yet
  * faulted in: the kernel must take that page fault while serving the ioctl
  * (no self-deadlock on the heap's lock) and succeed.
