@@ -327,7 +327,7 @@ static void arena_cache_init(struct pya_arena_cache *ac)
 	memset(ac->slot, 0xff, sizeof(ac->slot));	/* U64_MAX: no slot */
 }
 
-/* The arena of window slot @slot, which must exist. */
+/* The arena of window slot @slot (< max_arenas), or NULL. */
 static __always_inline struct pya_arena *
 arena_cached(struct pya_allocator *a, struct pya_arena_cache *ac, u64 slot)
 {
@@ -348,21 +348,18 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 					unsigned int *idx)
 {
 	u64 slot = off >> a->arena_shift;
-	unsigned int e = slot % PYA_ARENA_CACHE_SIZE;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 
-	if (ac->slot[e] == slot) {
-		arena = ac->arena[e];
-	} else {
-		if (slot >= a->max_arenas)
-			return -EINVAL;
-		arena = a->ops->slot_lookup(a, (u32)slot);
-		if (!arena)
-			return -EINVAL;
-		ac->slot[e] = slot;
-		ac->arena[e] = arena;
-	}
+	if (slot >= a->max_arenas)
+		return -EINVAL;
+	/*
+	 * A slot without an arena stays without one for the whole call:
+	 * FREE, its undo and an ALLOC's rollback never create arenas.
+	 */
+	arena = arena_cached(a, ac, slot);
+	if (!arena)
+		return -EINVAL;
 	pool = &arena->pools[(off >> PYA_POOL_SHIFT) &
 			     (a->pools_per_arena - 1)];
 	if (!pool->page || !pool->nused)
