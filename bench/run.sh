@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: pyalloc against glibc, jemalloc, mimalloc and tcmalloc,
 # rendered into bench/results/ (results.md, results.csv, icount.md,
-# throughput.png, memory.png, raw-*.csv), and the tables printed:
-#   1. instructions per pair on the host under callgrind (bench/icount/);
+# python-icount.md, throughput.png, memory.png, raw-*.csv), and the tables
+# printed:
+#   1. instructions per pair, and of the Python programs, on the host under
+#      callgrind (bench/icount/);
 #   2. pyabench, every allocator (bench/guest.sh), and
 #   3. real programs: Python under each allocator (bench/py/), both in one
 #      VM boot with the host's root filesystem;
@@ -48,9 +50,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pyabench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$OUT"
 
-# 1. Instructions per pair on the host (about a minute), before any VM so
-# that nothing else runs beside it.
+# 1. Instructions per pair on the host (about a minute), and of the Python
+# programs (another), before any VM so that nothing else runs beside them.
 BENCH_OUT="$OUT" "$here/icount/run.sh" >/dev/null
+BENCH_OUT="$OUT" "$here/icount/python.sh" >/dev/null
 
 # Kernel debugging that vm/run.sh turns on for tests (slab debugging,
 # KFENCE sampling) is switched off: it would tax the kernel path (ioctls,
@@ -102,7 +105,7 @@ took="$((elapsed / 60)) min $((elapsed % 60)) s"
 python3 "$here/render.py" "$work/out" "$OUT" \
 	--machine "$machine" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--commit "$commit" --elapsed "$took"
-cat "$OUT/results.md" "$OUT/icount.md"
+cat "$OUT/results.md" "$OUT/icount.md" "$OUT/python-icount.md"
 log "results in $OUT (${elapsed}s)"
 # Fork latency of private heaps against glibc (its own VM boot, about 30 s).
 BENCH_OUT="$OUT" "$here/fork.sh" >&2 || rc=1
