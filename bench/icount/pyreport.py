@@ -84,8 +84,14 @@ def main():
         p = prof[label, name]
         return p.total - p.dev_incl
 
+    def calls(label, name):
+        """Function calls of the whole run, the stand-in's own left out
+        (its callers' calls into it included)."""
+        p = prof[label, name]
+        return p.calls - p.dev_inner_calls
+
     csv = ["program,args,alloc,ir,standin_ir,standin_ioctls,ir_without_standin,"
-           "ratio_to_pymalloc"]
+           "ratio_to_pymalloc,calls,calls_ratio_to_pymalloc"]
     for argv in progs:
         name = argv[0][:-3]
         base = user("pymalloc", name)
@@ -93,7 +99,9 @@ def main():
             p = prof[label, name]
             csv.append(f"{name},{' '.join(argv[1:])},{label},{p.total},"
                        f"{p.dev_incl},{p.dev_calls.get('pyai_dev_ioctl', 0)},"
-                       f"{user(label, name)},{user(label, name) / base:.3f}")
+                       f"{user(label, name)},{user(label, name) / base:.3f},"
+                       f"{calls(label, name)},"
+                       f"{calls(label, name) / calls('pymalloc', name):.3f}")
 
     md = ["## Python, instructions (callgrind, host)\n"]
     meta = [x for x in (a.date, a.machine,
@@ -121,6 +129,22 @@ def main():
         pa = prof["pyalloc-malloc", name]
         cells.append(f"{pa.dev_incl / 1e6:.0f}, "
                      f"{pa.dev_calls.get('pyai_dev_ioctl', 0)}")
+        md.append(f"| `{' '.join(argv)}` | " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("Function calls of the whole run (callgrind's call counts; the "
+              "stand-in's internal calls left out), as a ratio to pymalloc, "
+              "millions in parentheses. Natively a call and its return cost "
+              "a few cycles; under QEMU TCG each return, and each call "
+              "through a pointer or the PLT, is an indirect jump that the "
+              "emulator looks up, so the VM's wall times weigh them more "
+              "than the instruction counts do:\n")
+    md.append("| program | " + " | ".join(t for _, t in LABELS) + " |")
+    md.append("|---|" + "---:|" * len(LABELS))
+    for argv in progs:
+        name = argv[0][:-3]
+        base = calls("pymalloc", name)
+        cells = [f"{calls(label, name) / base:.3f}x ({calls(label, name) / 1e6:.1f})"
+                 for label, _ in LABELS]
         md.append(f"| `{' '.join(argv)}` | " + " | ".join(cells) + " |")
     md.append("")
     with open(os.path.join(a.out, "python-icount.csv"), "w") as f:

@@ -28,6 +28,7 @@ LABELS = [
 # Functions of the host stand-in of /dev/pyalloc (tests/host/lib_fakedev.c):
 # what the kernel does with the real device, where callgrind cannot see.
 DEV_PREFIX = "pyai_dev_"
+DEV_FILE = "lib_fakedev.c"
 BREAKDOWN = ["pyalloc", "pyalloc-malloc", "mimalloc"]
 
 NAME = re.compile(r"^\((\d+)\)(?: (.*))?$")
@@ -40,6 +41,7 @@ class Profile:
         self.dev_incl = 0       # inclusive Ir of calls into the stand-in
         self.dev_calls = {}     # stand-in function -> calls
         self.calls = 0          # function calls made (callgrind's calls=)
+        self.dev_inner_calls = 0  # of which made inside the stand-in
         self._parse(path)
 
     @staticmethod
@@ -53,7 +55,7 @@ class Profile:
 
     def _parse(self, path):
         names = {"ob": {}, "fn": {}, "fl": {}}
-        ob = fn = cfn = None
+        ob = fn = cfn = fl = None
         after_call = False
         call_count = 0
         summary = None
@@ -86,13 +88,17 @@ class Profile:
                     fn = self._name(names["fn"], value)
                 elif key == "cob":
                     self._name(names["ob"], value)
-                elif key in ("fl", "fi", "fe", "cfi", "cfl"):
+                elif key == "fl":
+                    fl = self._name(names["fl"], value)
+                elif key in ("fi", "fe", "cfi", "cfl"):
                     self._name(names["fl"], value)
                 elif key == "cfn":
                     cfn = self._name(names["fn"], value)
                 elif key == "calls":
                     call_count = int(value.split()[0])
                     self.calls += call_count
+                    if fl and fl.endswith(DEV_FILE):
+                        self.dev_inner_calls += call_count
                     after_call = True
                 elif line.startswith("summary:") or line.startswith("totals:"):
                     summary = int(line.split(":")[1].split()[0])
