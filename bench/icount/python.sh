@@ -51,6 +51,9 @@ one() {
 	local env=() base=$work/$label.${prog%.py}
 	[ "$pre" = - ] || env+=(LD_PRELOAD="$pre")
 	[ "$pm" = - ] || env+=(PYTHONMALLOC="$pm")
+	# A fixed hash seed: with a random one, dicts and sets collide
+	# differently in every process and the counts move by 2%.
+	env+=(PYTHONHASHSEED=0)
 	if ! (cd "$top/bench/py" && env -u PYTHONMALLOC -u LD_PRELOAD \
 		${env[@]+"${env[@]}"} valgrind --tool=callgrind \
 		--callgrind-out-file="$base.cg" "$python" "$prog" "$@" \
