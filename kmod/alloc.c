@@ -305,6 +305,13 @@ static void pool_put(struct pya_allocator *a, struct pya_arena *arena,
 	}
 }
 
+/* The pool of @arena that holds window page @pgoff (a page of @arena). */
+static inline struct pya_pool *arena_pool(const struct pya_allocator *a,
+					  struct pya_arena *arena, u64 pgoff)
+{
+	return &arena->pools[pgoff & (a->pools_per_arena - 1)];
+}
+
 /*
  * The arenas of a batch's recent offsets, so that each arena is looked up
  * about once per batch: the window's arenas are in an xarray, behind an
@@ -360,8 +367,7 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 	arena = arena_cached(a, ac, slot);
 	if (!arena)
 		return -EINVAL;
-	pool = &arena->pools[(off >> PYA_POOL_SHIFT) &
-			     (a->pools_per_arena - 1)];
+	pool = arena_pool(a, arena, off >> PYA_POOL_SHIFT);
 	if (!pool->page || !pool->nused)
 		return -EINVAL;
 	*arenap = arena;
@@ -515,8 +521,7 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		arena = arena_cached(a, &ac, offsets[i] >> a->arena_shift);
 		if (WARN_ON_ONCE(!arena))	/* validated: never */
 			continue;
-		pool = &arena->pools[(offsets[i] >> PYA_POOL_SHIFT) &
-				     (a->pools_per_arena - 1)];
+		pool = arena_pool(a, arena, offsets[i] >> PYA_POOL_SHIFT);
 		commit_free(a, arena, pool, &ac);
 	}
 	a->free_calls++;
@@ -631,7 +636,7 @@ static struct pya_pool *pool_twin(struct pya_allocator *dst,
 	struct pya_arena *arena = dst->ops->slot_lookup(dst,
 							pool->pgoff >> ppa_shift);
 
-	return &arena->pools[pool->pgoff & (dst->pools_per_arena - 1)];
+	return arena_pool(dst, arena, pool->pgoff);
 }
 
 static int arena_clone(struct pya_allocator *dst,
@@ -751,7 +756,7 @@ void *pya_page_at(struct pya_allocator *a, u64 pgoff)
 	arena = a->ops->slot_lookup(a, (u32)slot);
 	if (!arena)
 		return NULL;
-	return arena->pools[pgoff & (a->pools_per_arena - 1)].page;
+	return arena_pool(a, arena, pgoff)->page;
 }
 
 /* Totals into @st (the rest of it zeroed), per class into @cls[nclasses]. */
