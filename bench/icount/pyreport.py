@@ -15,7 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import Profile  # noqa: E402
+from report import GLIBC_ALLOC, Profile  # noqa: E402
 
 LABELS = [
     ("pymalloc", "pymalloc (stock)"),
@@ -25,13 +25,11 @@ LABELS = [
     ("tcmalloc", "tcmalloc"),
     ("pyalloc-malloc", "pyalloc drop-in"),
 ]
-# The object each preload must show work in (its malloc really ran).
-OBJECT = {"jemalloc": "libjemalloc.so.2", "mimalloc": "libmimalloc.so.2",
-          "tcmalloc": "libtcmalloc_minimal.so.4",
+# The object each preload must show work in (its malloc really ran), by
+# the start of its file name (callgrind names libmimalloc.so.2's target).
+OBJECT = {"jemalloc": "libjemalloc.so", "mimalloc": "libmimalloc.so",
+          "tcmalloc": "libtcmalloc_minimal.so",
           "pyalloc-malloc": "libpyalloc-malloc.so"}
-GLIBC_ALLOC = {"malloc", "free", "calloc", "realloc", "cfree", "_int_malloc",
-               "_int_free", "_int_realloc", "malloc_consolidate",
-               "unlink_chunk.constprop.0", "tcache_init"}
 
 
 def glibc_alloc(p):
@@ -50,11 +48,13 @@ def main():
     ap.add_argument("--commit", default="")
     ap.add_argument("--seconds", default="")
     a = ap.parse_args()
-    progs = [line.split() for line in a.programs.splitlines() if line.strip()]
+    # (name, argv): "gcgraph", ["gcgraph.py", "1"]
+    progs = [(argv[0].removesuffix(".py"), argv)
+             for argv in (line.split() for line in a.programs.splitlines())
+             if argv]
 
     prof = {}
-    for argv in progs:
-        name = argv[0][:-3] if argv[0].endswith(".py") else argv[0]
+    for name, _ in progs:
         for label, _ in LABELS:
             path = os.path.join(a.work, f"{label}.{name}.cg")
             if not os.path.exists(path):
@@ -67,11 +67,10 @@ def main():
     # under pymalloc; at the stand-in's memory limit it would take them).
     for (label, name), p in prof.items():
         ob = OBJECT.get(label)
-        if ob and not any(o.startswith(ob.split(".so")[0] + ".so") and c
+        if ob and not any(o.startswith(ob) and c
                           for (o, _), c in p.self_cost.items()):
             sys.exit(f"pyreport.py: {label} did not run in {name} (LD_PRELOAD?)")
-    for argv in progs:
-        name = argv[0][:-3]
+    for name, _ in progs:
         pa, pm = prof["pyalloc-malloc", name], prof["pymalloc", name]
         if not pa.dev_incl:
             sys.exit(f"pyreport.py: pyalloc's drop-in had no heap in {name}")
@@ -92,8 +91,7 @@ def main():
 
     csv = ["program,args,alloc,ir,standin_ir,standin_ioctls,ir_without_standin,"
            "ratio_to_pymalloc,calls,calls_ratio_to_pymalloc"]
-    for argv in progs:
-        name = argv[0][:-3]
+    for name, argv in progs:
         base = user("pymalloc", name)
         for label, _ in LABELS:
             p = prof[label, name]
@@ -121,8 +119,7 @@ def main():
     md.append("| program | " + " | ".join(t for _, t in LABELS) +
               " | pyalloc's stand-in: M Ir, ioctls |")
     md.append("|---|" + "---:|" * (len(LABELS) + 1))
-    for argv in progs:
-        name = argv[0][:-3]
+    for name, argv in progs:
         base = user("pymalloc", name)
         cells = [f"{user(label, name) / base:.3f}x ({user(label, name) / 1e6:.0f})"
                  for label, _ in LABELS]
@@ -140,8 +137,7 @@ def main():
               "than the instruction counts do:\n")
     md.append("| program | " + " | ".join(t for _, t in LABELS) + " |")
     md.append("|---|" + "---:|" * len(LABELS))
-    for argv in progs:
-        name = argv[0][:-3]
+    for name, argv in progs:
         base = calls("pymalloc", name)
         cells = [f"{calls(label, name) / base:.3f}x ({calls(label, name) / 1e6:.1f})"
                  for label, _ in LABELS]

@@ -63,28 +63,19 @@ one() {
 }
 
 start=$(date +%s)
-pids=()
-progs=()
 while read -r line; do
 	[ -n "$line" ] || continue
-	progs+=("${line%% *}")
 	for c in "${configs[@]}"; do
 		# shellcheck disable=SC2086 # words on purpose
-		one $c $line &
-		pids+=($!)
-		if [ ${#pids[@]} -ge 2 ]; then	# the machine has 2 cores
-			wait "${pids[0]}" || exit 1
-			pids=("${pids[@]:1}")
-		fi
+		bench_job one $c $line
 	done
 done <<<"$PY"
-for p in "${pids[@]}"; do wait "$p" || exit 1; done
+bench_jobs_wait
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mkdir -p "$OUT"
 python3 "$here/pyreport.py" "$work" "$OUT" --programs "$PY" \
 	--python "$("$python" -c 'import sys; print(sys.version.split()[0])')" \
-	--machine "${cpu:-unknown CPU} host ($(nproc) cores), $(valgrind --version)" \
+	--machine "$(bench_callgrind_host)" \
 	--date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--commit "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)" \
 	--seconds "$(($(date +%s) - start))"

@@ -31,6 +31,13 @@ DEV_PREFIX = "pyai_dev_"
 DEV_FILE = "lib_fakedev.c"
 BREAKDOWN = ["pyalloc", "pyalloc-malloc", "mimalloc"]
 
+# glibc's allocator functions: work they did was not the drop-in's.
+GLIBC_ALLOC = {"malloc", "free", "calloc", "realloc", "cfree",
+               "_int_malloc", "_int_free", "_int_realloc",
+               "__libc_malloc", "__libc_free", "__libc_calloc",
+               "__libc_realloc", "malloc_consolidate", "tcache_init",
+               "unlink_chunk.constprop.0"}
+
 NAME = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
 
@@ -136,10 +143,6 @@ def main():
     # The drop-in malloc must really have served the requests from the
     # library (it falls back to glibc silently when it has no heap): its
     # own malloc and free did the work, glibc's allocator none of it.
-    glibc_alloc = {"malloc", "free", "calloc", "realloc", "cfree",
-                   "_int_malloc", "_int_free", "_int_realloc",
-                   "__libc_malloc", "__libc_free", "__libc_calloc",
-                   "__libc_realloc", "malloc_consolidate", "tcache_init"}
     for row in rows:
         p = prof.get(("pyalloc-malloc", row))
         if not p:
@@ -147,7 +150,7 @@ def main():
         ours = sum(cost for (ob, fn), cost in p.self_cost.items()
                    if ob == "libpyalloc-malloc.so" and fn in ("malloc", "free"))
         theirs = sum(cost for (ob, fn), cost in p.self_cost.items()
-                     if ob.startswith("libc.so") and fn in glibc_alloc)
+                     if ob.startswith("libc.so") and fn in GLIBC_ALLOC)
         if ours < n or theirs > n / 100:
             sys.exit(f"report.py: the drop-in malloc did not use the library on {row}"
                      f" (its malloc/free {ours} instructions, glibc's {theirs})")

@@ -64,25 +64,17 @@ one() {
 }
 
 start=$(date +%s)
-pids=()
 for row in $ROWS; do
 	for c in "${configs[@]}"; do
 		# shellcheck disable=SC2086
-		one $c "$row" &
-		pids+=($!)
-		# two at a time: the machine has 2 cores
-		if [ ${#pids[@]} -ge 2 ]; then
-			wait "${pids[0]}" || exit 1
-			pids=("${pids[@]:1}")
-		fi
+		bench_job one $c "$row"
 	done
 done
-for p in "${pids[@]}"; do wait "$p" || exit 1; done
+bench_jobs_wait
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mkdir -p "$OUT"
 python3 "$here/report.py" "$work" "$OUT" --pairs "$PAIRS" --rows "$ROWS" \
-	--machine "${cpu:-unknown CPU} host ($(nproc) cores), $(valgrind --version)" \
+	--machine "$(bench_callgrind_host)" \
 	--date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--commit "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)" \
 	--seconds "$(($(date +%s) - start))"
