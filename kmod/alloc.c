@@ -66,6 +66,9 @@ void pya_allocator_destroy(struct pya_allocator *a)
 		pya_cond_resched();
 	}
 	a->arenas_current = 0;
+	pya_free_mem(a->table);
+	a->table = NULL;
+	a->table_size = 0;
 	pya_arena_order_destroy(&a->order);
 }
 
@@ -90,6 +93,56 @@ static void arena_set_nfree(struct pya_allocator *a, struct pya_arena *arena,
 	pya_arena_order_update(&a->order, arena, old);
 }
 
+/*
+ * The slot table (struct pya_allocator.table).  Invariant, whenever the
+ * caller's lock is taken: table[i] is what the backend's slot_lookup()
+ * gives for every i < table_size.  Growing is best effort: without memory
+ * the table stays as it is, nothing fails, and arena_at() asks the backend
+ * for what lies past its end.  A new table is filled from the backend, so
+ * slots stored while it could not grow are in it too.
+ */
+static void table_grow(struct pya_allocator *a, u32 index)
+{
+	u32 size = max_t(u32, a->table_size, 64), i;
+	struct pya_arena **table;
+
+	while (size <= index)
+		size *= 2;
+	size = min_t(u32, size, a->max_arenas);
+	table = pya_zalloc_try(array_size(size, sizeof(*table)));
+	if (!table)
+		return;
+	for (i = 0; i < size; i++)
+		table[i] = i < a->table_size ? a->table[i] :
+			   a->ops->slot_lookup(a, i);
+	pya_free_mem(a->table);
+	a->table = table;
+	a->table_size = size;
+}
+
+/* Window slot @index now holds @arena (NULL: nothing) in the backend. */
+static void table_set(struct pya_allocator *a, u32 index,
+		      struct pya_arena *arena)
+{
+	if (index >= a->table_size && arena)
+		table_grow(a, index);
+	if (index < a->table_size)
+		a->table[index] = arena;
+}
+
+/*
+ * The arena of window slot @slot (< max_arenas, which the caller checked
+ * when @slot comes from user space), or NULL.  Inline: it runs for every
+ * block of every FREE batch, twice.
+ */
+static __always_inline struct pya_arena *arena_at(struct pya_allocator *a,
+						  u64 slot)
+{
+	if (likely(slot < a->table_size))
+		return a->table[array_index_nospec(slot, a->table_size)];
+	return a->ops->slot_lookup(a, (u32)slot);
+}
+
 static int arena_new(struct pya_allocator *a, struct pya_arena **out)
 {
 	struct pya_arena *arena;
@@ -105,6 +158,7 @@ static int arena_new(struct pya_allocator *a, struct pya_arena **out)
 		return err;
 	}
 	pya_arena_place(arena, index);
+	table_set(a, index, arena);
 	list_add(&arena->all_link, &a->arenas);
 	pya_arena_order_update(&a->order, arena, 0);
 	a->nempty_arenas++;
@@ -145,6 +199,8 @@ static void arena_destroy(struct pya_allocator *a, struct pya_arena *arena,
 	list_del(&arena->all_link);
 	a->nempty_arenas--;
 	a->arenas_current--;
+	/* Retired or freed, the slot stops resolving now. */
+	table_set(a, arena->index, NULL);
 	if (retire && a->ops->arena_retire) {
 		a->ops->arena_retire(a, arena);
 		return;
@@ -312,44 +368,8 @@ static inline struct pya_pool *arena_pool(const struct pya_allocator *a,
 	return &arena->pools[pgoff & (a->pools_per_arena - 1)];
 }
 
-/*
- * The arenas of a batch's recent offsets, so that each arena is looked up
- * about once per batch: the window's arenas are in an xarray, behind an
- * indirect call, and a batch of 512 blocks would otherwise walk it 512
- * times, twice over for a free.  Direct-mapped by the arena's slot: the
- * blocks of one FREE batch often alternate between a few arenas (a
- * program frees objects in another order than it allocated them, and the
- * cyclic GC frees in the order of its lists).  An entry is valid while its
- * arena exists; commit_free(), which may let one go, forgets that one.
- */
-#define PYA_ARENA_CACHE_SIZE	16
-
-struct pya_arena_cache {
-	u64 slot[PYA_ARENA_CACHE_SIZE];
-	struct pya_arena *arena[PYA_ARENA_CACHE_SIZE];
-};
-
-static void arena_cache_init(struct pya_arena_cache *ac)
-{
-	memset(ac->slot, 0xff, sizeof(ac->slot));	/* U64_MAX: no slot */
-}
-
-/* The arena of window slot @slot (< max_arenas), or NULL. */
-static __always_inline struct pya_arena *
-arena_cached(struct pya_allocator *a, struct pya_arena_cache *ac, u64 slot)
-{
-	unsigned int e = slot % PYA_ARENA_CACHE_SIZE;
-
-	if (ac->slot[e] != slot) {
-		ac->arena[e] = a->ops->slot_lookup(a, (u32)slot);
-		ac->slot[e] = slot;
-	}
-	return ac->arena[e];
-}
-
 /* Find the arena, pool and block index of @off; the block's bit is not checked. */
 static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
-					struct pya_arena_cache *ac,
 					struct pya_arena **arenap,
 					struct pya_pool **poolp,
 					unsigned int *idx)
@@ -364,7 +384,7 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 	 * A slot without an arena stays without one for the whole call:
 	 * FREE, its undo and an ALLOC's rollback never create arenas.
 	 */
-	arena = arena_cached(a, ac, slot);
+	arena = arena_at(a, slot);
 	if (!arena)
 		return -EINVAL;
 	pool = arena_pool(a, arena, off >> PYA_POOL_SHIFT);
@@ -377,38 +397,33 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 
 /* Account for one block whose bit is already cleared. */
 static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
-			struct pya_pool *pool, struct pya_arena_cache *ac)
+			struct pya_pool *pool)
 {
 	bool was_full = pya_pool_full(pool);
 
 	pool->nused--;
 	a->class_used[pool->cls]--;
-	if (!pool->nused) {
-		/* Forget @arena before pool_put() may release it. */
-		ac->slot[arena->index % PYA_ARENA_CACHE_SIZE] = U64_MAX;
+	if (!pool->nused)
 		pool_put(a, arena, pool);
-	} else if (was_full) {
+	else if (was_full)
 		list_add(&pool->link, &a->usedpools[pool->cls]);
-	}
 }
 
 /* Free blocks known to be allocated, newest first, undoing their call. */
 static void rollback_blocks(struct pya_allocator *a, const u64 *offsets,
 			    u32 count)
 {
-	struct pya_arena_cache ac;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 
-	arena_cache_init(&ac);
 	a->rolling_back = true;
 	while (count--) {
-		if (WARN_ON(block_lookup(a, offsets[count], &ac, &arena, &pool,
+		if (WARN_ON(block_lookup(a, offsets[count], &arena, &pool,
 					 &idx)))
 			continue;
 		__clear_bit(idx, pool->map);
-		commit_free(a, arena, pool, &ac);
+		commit_free(a, arena, pool);
 	}
 	a->rolling_back = false;
 	a->arenas_highwater = a->prev_highwater;
@@ -474,15 +489,13 @@ void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count)
 static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 			 u32 count)
 {
-	struct pya_arena_cache ac;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 	u32 i;
 
-	arena_cache_init(&ac);
 	for (i = 0; i < count; i++)
-		if (!WARN_ON(block_lookup(a, offsets[i], &ac, &arena, &pool,
+		if (!WARN_ON(block_lookup(a, offsets[i], &arena, &pool,
 					  &idx)))
 			__set_bit(idx, pool->map);
 }
@@ -494,15 +507,13 @@ static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad)
 {
-	struct pya_arena_cache ac;
 	struct pya_arena *arena;
 	struct pya_pool *pool;
 	unsigned int idx;
 	u32 i;
 
-	arena_cache_init(&ac);
 	for (i = 0; i < count; i++) {
-		if (block_lookup(a, offsets[i], &ac, &arena, &pool, &idx) ||
+		if (block_lookup(a, offsets[i], &arena, &pool, &idx) ||
 		    !__test_and_clear_bit(idx, pool->map)) {
 			restore_bits(a, offsets, i);
 			*bad = i;
@@ -511,18 +522,17 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	}
 	/*
 	 * Every offset is a valid block now, so the second pass only needs
-	 * its pool: no checks, no index.  An arena is looked up again only
-	 * when the cache lost it (commit_free() forgets one it may let go,
-	 * and such an arena holds no block of this batch any more: its pools
-	 * are empty, and every block still to be committed keeps its pool in
-	 * use).
+	 * its pool: no checks, no index.  commit_free() may release an
+	 * arena, but only one that holds no block of this batch any more:
+	 * its pools are empty, and every block still to be committed keeps
+	 * its pool in use.
 	 */
 	for (i = 0; i < count; i++) {
-		arena = arena_cached(a, &ac, offsets[i] >> a->arena_shift);
+		arena = arena_at(a, offsets[i] >> a->arena_shift);
 		if (WARN_ON_ONCE(!arena))	/* validated: never */
 			continue;
 		pool = arena_pool(a, arena, offsets[i] >> PYA_POOL_SHIFT);
-		commit_free(a, arena, pool, &ac);
+		commit_free(a, arena, pool);
 	}
 	a->free_calls++;
 	a->blocks_freed += count;
@@ -633,10 +643,9 @@ static struct pya_pool *pool_twin(struct pya_allocator *dst,
 				  const struct pya_pool *pool)
 {
 	u32 ppa_shift = dst->arena_shift - PYA_POOL_SHIFT;
-	struct pya_arena *arena = dst->ops->slot_lookup(dst,
-							pool->pgoff >> ppa_shift);
 
-	return arena_pool(dst, arena, pool->pgoff);
+	return arena_pool(dst, arena_at(dst, pool->pgoff >> ppa_shift),
+			  pool->pgoff);
 }
 
 static int arena_clone(struct pya_allocator *dst,
@@ -655,6 +664,7 @@ static int arena_clone(struct pya_allocator *dst,
 		return err;
 	}
 	pya_arena_place(arena, src->index);
+	table_set(dst, src->index, arena);
 	list_add_tail(&arena->all_link, &dst->arenas);
 	arena->nfreepools = src->nfreepools;
 	arena->empty_tick = src->empty_tick;
@@ -711,7 +721,7 @@ int pya_allocator_clone(struct pya_allocator *dst,
 		dst->class_used[c] = src->class_used[c];
 	}
 	list_for_each_entry(sa, &src->arenas, all_link) {
-		struct pya_arena *da = dst->ops->slot_lookup(dst, sa->index);
+		struct pya_arena *da = arena_at(dst, sa->index);
 
 		list_for_each_entry(sp, &sa->empty_pools, link)
 			list_add_tail(&pool_twin(dst, sp)->link,
@@ -722,8 +732,7 @@ int pya_allocator_clone(struct pya_allocator *dst,
 	}
 	for (n = 1; n <= src->order.npools; n++) {
 		list_for_each_entry(sa, &src->order.buckets[n], order_link) {
-			struct pya_arena *da = dst->ops->slot_lookup(dst,
-								     sa->index);
+			struct pya_arena *da = arena_at(dst, sa->index);
 
 			list_add_tail(&da->order_link, &dst->order.buckets[n]);
 			__set_bit(n, dst->order.nonempty);
@@ -753,7 +762,7 @@ void *pya_page_at(struct pya_allocator *a, u64 pgoff)
 
 	if (slot >= a->max_arenas)
 		return NULL;
-	arena = a->ops->slot_lookup(a, (u32)slot);
+	arena = arena_at(a, slot);
 	if (!arena)
 		return NULL;
 	return arena_pool(a, arena, pgoff)->page;

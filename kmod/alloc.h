@@ -76,6 +76,17 @@ struct pya_allocator {
 	u64 class_used[PYALLOC_MAX_CLASSES];
 
 	struct list_head arenas;	/* every arena of the heap */
+	/*
+	 * The arenas by window slot, for the slots below table_size (NULL:
+	 * no arena there), mirroring the backend's slots: every block of
+	 * every FREE batch needs its arena, and the backend keeps them in an
+	 * xarray behind an indirect call, several times the cost of this
+	 * load.  Grown as higher slots are used, so it costs 8 bytes per
+	 * arena of 256 KiB; when it cannot grow, the slots past its end are
+	 * looked up in the backend (arena_at(), alloc.c).
+	 */
+	struct pya_arena **table;
+	u32 table_size;
 	struct pya_arena_order order;
 	u32 nempty_arenas;	/* entirely empty arenas kept */
 	u32 keep_empty;		/* at most this many (1: pymalloc's policy) */

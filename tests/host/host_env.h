@@ -26,6 +26,9 @@ typedef uint64_t u64;
 #define U32_MAX		UINT32_MAX
 #define U64_MAX		UINT64_MAX
 #define min_t(type, x, y)	((type)(x) < (type)(y) ? (type)(x) : (type)(y))
+#define max_t(type, x, y)	((type)(x) > (type)(y) ? (type)(x) : (type)(y))
+#define array_size(n, size)	((size_t)(n) * (size_t)(size))
+#define likely(x)		__builtin_expect(!!(x), 1)
 
 #define PAGE_SHIFT	12
 #define PAGE_SIZE	(1UL << PAGE_SHIFT)
@@ -54,6 +57,12 @@ extern unsigned long host_warnings;
 #define WARN_ON_ONCE(cond)	WARN_ON(cond)
 
 #define pya_zalloc(size)	calloc(1, size)
+/*
+ * An allocation the caller can do without (kernel: no warning when it
+ * fails); while host_try_alloc_fails is set, every one fails.
+ */
+extern bool host_try_alloc_fails;
+#define pya_zalloc_try(size)	(host_try_alloc_fails ? NULL : calloc(1, size))
 #define pya_free_mem(ptr)	free(ptr)
 #define pya_cond_resched()	do { } while (0)
 

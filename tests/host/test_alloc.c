@@ -8,8 +8,9 @@
 #include "../../kmod/alloc.h"
 
 unsigned long host_warnings;
+bool host_try_alloc_fails;
 
-#define MAX_SLOTS 64
+#define MAX_SLOTS 256
 
 struct fake {
 	struct pya_allocator a;
@@ -151,19 +152,47 @@ static const struct pya_backend_ops fake_ops = {
 	.pages_unmap = fake_pages_unmap,
 };
 
-/* 256 KiB arenas, 32 slots, limit in pages. */
-static struct fake *fake_new(u64 limit_pages)
+/* 256 KiB arenas, @slots window slots, limit in pages. */
+static struct fake *fake_new_slots(u64 limit_pages, u32 slots)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 
-	assert(f);
-	assert(!pya_allocator_init(&f->a, &fake_ops, 18, 32,
+	assert(f && slots <= MAX_SLOTS);
+	assert(!pya_allocator_init(&f->a, &fake_ops, 18, slots,
 				   limit_pages << PAGE_SHIFT));
 	return f;
 }
 
+static struct fake *fake_new(u64 limit_pages)
+{
+	return fake_new_slots(limit_pages, 32);
+}
+
+/* alloc.c's slot table says what the backend says, slot for slot. */
+static bool table_matches(struct fake *f)
+{
+	u32 i;
+
+	if (f->a.table_size > f->a.max_arenas)
+		return false;
+	for (i = 0; i < f->a.table_size; i++)
+		if (f->a.table[i] != f->slots[i])
+			return false;
+	return true;
+}
+
+static int passed, failed, test_failed;
+#define CHECK(cond) do {						\
+	if (!(cond)) {							\
+		printf("#   %s:%d: CHECK(%s) failed\n", __FILE__,	\
+		       __LINE__, #cond);				\
+		test_failed = 1;					\
+	}								\
+} while (0)
+
 static void fake_destroy(struct fake *f)
 {
+	CHECK(table_matches(f));
 	pya_allocator_destroy(&f->a);
 	assert(f->pages_live == 0);
 	free(f);
@@ -189,15 +218,7 @@ static struct pyalloc_stats stats_of(struct fake *f)
 	return full_stats_of(f).t;
 }
 
-/* --- a tiny TAP harness --- */
-static int passed, failed, test_failed;
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		printf("#   %s:%d: CHECK(%s) failed\n", __FILE__,	\
-		       __LINE__, #cond);				\
-		test_failed = 1;					\
-	}								\
-} while (0)
+/* --- a tiny TAP harness (CHECK() is above, with fake_destroy()) --- */
 
 static void run(const char *name, void (*fn)(void))
 {
@@ -384,10 +405,10 @@ static void free_many(struct fake *f, u64 *offs, u32 n)
 }
 
 /*
- * FREE batches whose blocks alternate between 20 arenas, more than the
- * batch's arena cache has entries (alloc.c), so entries collide; pools
- * empty all through the batches and 19 arenas go away inside the last
- * one.  A batch rejected at its last entry leaves everything as it was.
+ * FREE batches whose blocks alternate between 20 arenas; pools empty all
+ * through the batches and 19 arenas go away inside the last one, their
+ * slots leaving the slot table (alloc.c) while the batch runs.  A batch
+ * rejected at its last entry leaves everything as it was.
  */
 static void test_free_across_arenas(void)
 {
@@ -726,6 +747,7 @@ static void test_random_model(void)
 				bytes += pya_class_size(pya_class_of(live_size[i], 3), 3);
 			CHECK(st.bytes_in_use == bytes);
 			CHECK(st.pages == f->pages_live);
+			CHECK(table_matches(f));
 		}
 	}
 	while (nlive) {
@@ -734,6 +756,61 @@ static void test_random_model(void)
 	}
 	CHECK(stats_of(f).arenas_current <= 1);
 	CHECK(stats_of(f).bytes_in_use == 0);
+	fake_destroy(f);
+}
+
+/*
+ * The slot table (alloc.c) mirrors the backend's slots and grows as higher
+ * slots are used, by doubling from 64.  When it cannot grow, nothing fails:
+ * the slots past its end are looked up in the backend, blocks there are
+ * freed and bad offsets there rejected as anywhere else, and the next
+ * growth takes those slots in.
+ */
+static void test_slot_table(void)
+{
+	enum { PER = 512, N1 = 70, N2 = 150, N3 = 160 };
+	static u64 offs[N3 * PER];
+	struct fake *f = fake_new_slots(N3 * 64, 200);
+	struct full_stats before, after;
+	u64 bad;
+	u32 i, idx;
+
+	/* 70 arenas of 512-byte blocks: the table grows to 128 slots. */
+	alloc_many(f, offs, N1 * PER, 512);
+	CHECK(stats_of(f).arenas_current == N1);
+	CHECK(f->a.table_size == 128 && table_matches(f));
+
+	/* Slots 128..149 while it cannot grow: looked up in the backend. */
+	host_try_alloc_fails = true;
+	alloc_many(f, offs + N1 * PER, (N2 - N1) * PER, 512);
+	CHECK(stats_of(f).arenas_current == N2);
+	CHECK(f->a.table_size == 128 && table_matches(f));
+	CHECK(f->slots[N2 - 1] && (offs[N2 * PER - 1] >> 18) == N2 - 1);
+	/* A block of slot 140 frees; a free one and a misaligned one don't. */
+	CHECK(!pya_free_blocks(&f->a, &offs[140 * PER], 1, &idx));
+	before = full_stats_of(f);
+	CHECK(pya_free_blocks(&f->a, &offs[140 * PER], 1, &idx) == -EINVAL);
+	bad = offs[141 * PER] + 8;
+	CHECK(pya_free_blocks(&f->a, &bad, 1, &idx) == -EINVAL && idx == 0);
+	bad = (u64)199 << 18;		/* a slot without an arena */
+	CHECK(pya_free_blocks(&f->a, &bad, 1, &idx) == -EINVAL);
+	after = full_stats_of(f);
+	CHECK(!memcmp(&before, &after, sizeof(before)));
+	CHECK(!pya_alloc_blocks(&f->a, 512, 1, &offs[140 * PER]));
+
+	/* Growing again fills in what it missed, up to the window's 200. */
+	host_try_alloc_fails = false;
+	alloc_many(f, offs + N2 * PER, (N3 - N2) * PER, 512);
+	CHECK(f->a.table_size == 200 && table_matches(f));
+	CHECK(f->a.table[N2 - 1] == f->slots[N2 - 1] && f->slots[N2 - 1]);
+
+	/* Arenas that go leave it; the one kept stays. */
+	free_many(f, offs, N3 * PER);
+	CHECK(stats_of(f).arenas_current == 1 && table_matches(f));
+	CHECK(pya_allocator_trim(&f->a) == 64);
+	CHECK(stats_of(f).arenas_current == 0 && table_matches(f));
+	for (i = 0; i < f->a.table_size; i++)
+		CHECK(!f->a.table[i]);
 	fake_destroy(f);
 }
 
@@ -804,6 +881,7 @@ static void test_clone(void)
 	}
 	CHECK(!err);
 	c->fail_countdown = 0;
+	CHECK(table_matches(c) && c->a.table_size == f->a.table_size);
 	{
 		struct full_stats cs = full_stats_of(c);
 
@@ -848,7 +926,7 @@ static void test_clone(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..15\n");
+	printf("TAP version 13\n1..16\n");
 	run("size_classes", test_size_classes);
 	run("pool_arithmetic", test_pool_arithmetic);
 	run("alloc_layout", test_alloc_layout);
@@ -863,6 +941,7 @@ int main(void)
 	run("memory_limit", test_memory_limit);
 	run("granularity", test_granularity);
 	run("random_model", test_random_model);
+	run("slot_table", test_slot_table);
 	run("clone", test_clone);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
