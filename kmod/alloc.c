@@ -57,6 +57,10 @@ void pya_allocator_destroy(struct pya_allocator *a)
 {
 	struct pya_arena *arena, *tmp;
 
+	/* First, so that it never points at a freed arena. */
+	pya_free_mem(a->table);
+	a->table = NULL;
+	a->table_size = 0;
 	list_for_each_entry_safe(arena, tmp, &a->arenas, all_link) {
 		pya_arena_pages_free(a, arena);
 		a->pages -= pya_arena_pages(arena);
@@ -66,9 +70,6 @@ void pya_allocator_destroy(struct pya_allocator *a)
 		pya_cond_resched();
 	}
 	a->arenas_current = 0;
-	pya_free_mem(a->table);
-	a->table = NULL;
-	a->table_size = 0;
 	pya_arena_order_destroy(&a->order);
 }
 
@@ -103,8 +104,9 @@ static void arena_set_nfree(struct pya_allocator *a, struct pya_arena *arena,
  */
 static void table_grow(struct pya_allocator *a, u32 index)
 {
-	u32 size = max_t(u32, a->table_size, 64), i;
+	u32 size = max_t(u32, a->table_size, 64);
 	struct pya_arena **table;
+	u32 i;
 
 	while (size <= index)
 		size *= 2;
@@ -131,16 +133,16 @@ static void table_set(struct pya_allocator *a, u32 index,
 }
 
 /*
- * The arena of window slot @slot (< max_arenas, which the caller checked
- * when @slot comes from user space), or NULL.  Inline: it runs for every
- * block of every FREE batch, twice.
+ * The arena of window slot @slot, or NULL.  The caller has checked that
+ * @slot < max_arenas (which fits in a u32) when it comes from user space.
+ * Inline: it runs for every block of every FREE batch, twice.
  */
 static __always_inline struct pya_arena *arena_at(struct pya_allocator *a,
-						  u64 slot)
+						  u32 slot)
 {
 	if (likely(slot < a->table_size))
 		return a->table[array_index_nospec(slot, a->table_size)];
-	return a->ops->slot_lookup(a, (u32)slot);
+	return a->ops->slot_lookup(a, slot);
 }
 
 static int arena_new(struct pya_allocator *a, struct pya_arena **out)
@@ -384,7 +386,7 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 	 * A slot without an arena stays without one for the whole call:
 	 * FREE, its undo and an ALLOC's rollback never create arenas.
 	 */
-	arena = arena_at(a, slot);
+	arena = arena_at(a, (u32)slot);
 	if (!arena)
 		return -EINVAL;
 	pool = arena_pool(a, arena, off >> PYA_POOL_SHIFT);
@@ -528,7 +530,8 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	 * its pool in use.
 	 */
 	for (i = 0; i < count; i++) {
-		arena = arena_at(a, offsets[i] >> a->arena_shift);
+		/* Validated above: the slot is below max_arenas. */
+		arena = arena_at(a, (u32)(offsets[i] >> a->arena_shift));
 		if (WARN_ON_ONCE(!arena))	/* validated: never */
 			continue;
 		pool = arena_pool(a, arena, offsets[i] >> PYA_POOL_SHIFT);
@@ -762,7 +765,7 @@ void *pya_page_at(struct pya_allocator *a, u64 pgoff)
 
 	if (slot >= a->max_arenas)
 		return NULL;
-	arena = arena_at(a, slot);
+	arena = arena_at(a, (u32)slot);
 	if (!arena)
 		return NULL;
 	return arena_pool(a, arena, pgoff)->page;

@@ -81,9 +81,12 @@ struct pya_allocator {
 	 * no arena there), mirroring the backend's slots: every block of
 	 * every FREE batch needs its arena, and the backend keeps them in an
 	 * xarray behind an indirect call, several times the cost of this
-	 * load.  Grown as higher slots are used, so it costs 8 bytes per
-	 * arena of 256 KiB; when it cannot grow, the slots past its end are
-	 * looked up in the backend (arena_at(), alloc.c).
+	 * load.  Grown by doubling, from 64 slots, as higher slots are
+	 * used: at most 16 bytes per arena of the heap's high-water mark (8
+	 * per slot), never shrunk.  When it cannot grow, the slots past its
+	 * end are looked up in the backend (arena_at(), alloc.c).  It may
+	 * run past max_arenas after a CONFIG that shrank the window, with
+	 * nothing there: slots are checked against max_arenas first.
 	 */
 	struct pya_arena **table;
 	u32 table_size;

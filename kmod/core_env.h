@@ -28,9 +28,12 @@
 #include <asm/page.h>
 
 #define pya_zalloc(size)	kvzalloc(size, GFP_KERNEL_ACCOUNT)
-/* An allocation the caller can do without: no warning when it fails. */
+/*
+ * An allocation the caller can do without: it may fail rather than invoke
+ * the OOM killer, and does so without a warning.
+ */
 #define pya_zalloc_try(size) \
-	kvzalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN)
+	kvzalloc(size, GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
 #define pya_free_mem(ptr)	kvfree(ptr)
 /* Long loops over a heap's arenas give the CPU up now and then. */
 #define pya_cond_resched()	cond_resched()

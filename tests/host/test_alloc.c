@@ -15,6 +15,8 @@ bool host_try_alloc_fails;
 struct fake {
 	struct pya_allocator a;
 	struct pya_arena *slots[MAX_SLOTS];
+	/* Retired arenas (fake_retire_ops): their slots stay reserved. */
+	struct pya_arena *retired[MAX_SLOTS];
 	long fail_countdown;	/* fail the n-th page/slot allocation; 0: never */
 	unsigned long pages_live;
 	unsigned long unmaps;
@@ -72,7 +74,7 @@ static int fake_slot_alloc(struct pya_allocator *a, struct pya_arena *arena,
 	if (inject(f))
 		return -ENOMEM;
 	for (i = 0; i < a->max_arenas && i < MAX_SLOTS; i++) {
-		if (!f->slots[i]) {
+		if (!f->slots[i] && !f->retired[i]) {
 			f->slots[i] = arena;
 			*index = i;
 			return 0;
@@ -88,7 +90,7 @@ static int fake_slot_store(struct pya_allocator *a, struct pya_arena *arena,
 
 	if (inject(f))
 		return -ENOMEM;
-	assert(index < MAX_SLOTS && !f->slots[index]);
+	assert(index < MAX_SLOTS && !f->slots[index] && !f->retired[index]);
 	f->slots[index] = arena;
 	return 0;
 }
@@ -152,15 +154,62 @@ static const struct pya_backend_ops fake_ops = {
 	.pages_unmap = fake_pages_unmap,
 };
 
+/*
+ * As the module's heap.c does: a released arena's slot stays reserved and
+ * resolves to nothing until fake_reap() frees the arena and the slot.
+ */
+static void fake_arena_retire(struct pya_allocator *a,
+			      struct pya_arena *arena)
+{
+	struct fake *f = to_fake(a);
+
+	f->slots[arena->index] = NULL;
+	f->retired[arena->index] = arena;
+}
+
+static const struct pya_backend_ops fake_retire_ops = {
+	.page_alloc = fake_page_alloc,
+	.page_copy = fake_page_copy,
+	.page_free = fake_page_free,
+	.slot_alloc = fake_slot_alloc,
+	.slot_store = fake_slot_store,
+	.slot_lookup = fake_slot_lookup,
+	.slot_free = fake_slot_free,
+	.arena_retire = fake_arena_retire,
+	.arena_unmap = fake_arena_unmap,
+	.pages_unmap = fake_pages_unmap,
+};
+
+static u32 fake_reap(struct fake *f)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < MAX_SLOTS; i++) {
+		if (!f->retired[i])
+			continue;
+		pya_arena_pages_free(&f->a, f->retired[i]);
+		free(f->retired[i]);
+		f->retired[i] = NULL;
+		n++;
+	}
+	return n;
+}
+
 /* 256 KiB arenas, @slots window slots, limit in pages. */
-static struct fake *fake_new_slots(u64 limit_pages, u32 slots)
+static struct fake *fake_new_ops(u64 limit_pages, u32 slots,
+				 const struct pya_backend_ops *ops)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 
 	assert(f && slots <= MAX_SLOTS);
-	assert(!pya_allocator_init(&f->a, &fake_ops, 18, slots,
+	assert(!pya_allocator_init(&f->a, ops, 18, slots,
 				   limit_pages << PAGE_SHIFT));
 	return f;
+}
+
+static struct fake *fake_new_slots(u64 limit_pages, u32 slots)
+{
+	return fake_new_ops(limit_pages, slots, &fake_ops);
 }
 
 static struct fake *fake_new(u64 limit_pages)
@@ -173,7 +222,7 @@ static bool table_matches(struct fake *f)
 {
 	u32 i;
 
-	if (f->a.table_size > f->a.max_arenas)
+	if (f->a.table_size > MAX_SLOTS)
 		return false;
 	for (i = 0; i < f->a.table_size; i++)
 		if (f->a.table[i] != f->slots[i])
@@ -193,6 +242,7 @@ static int passed, failed, test_failed;
 static void fake_destroy(struct fake *f)
 {
 	CHECK(table_matches(f));
+	fake_reap(f);
 	pya_allocator_destroy(&f->a);
 	assert(f->pages_live == 0);
 	free(f);
@@ -811,6 +861,28 @@ static void test_slot_table(void)
 	CHECK(stats_of(f).arenas_current == 0 && table_matches(f));
 	for (i = 0; i < f->a.table_size; i++)
 		CHECK(!f->a.table[i]);
+	fake_destroy(f);
+
+	/*
+	 * With retirement, as in the module: a retired slot leaves the table
+	 * at once, stays reserved while its arena waits to be reaped (a new
+	 * arena goes elsewhere), and serves again once reaped.
+	 */
+	f = fake_new_ops(N3 * 64, 200, &fake_retire_ops);
+	alloc_many(f, offs, 4 * PER, 512);
+	/* Arenas 1..3 empty: the first is kept, the other two retire. */
+	free_many(f, offs + PER, 3 * PER);
+	CHECK(f->slots[1] && f->retired[2] && f->retired[3] && !f->slots[2]);
+	CHECK(table_matches(f) && !f->a.table[2] && !f->a.table[3]);
+	bad = offs[2 * PER];		/* a block of a retired arena */
+	CHECK(pya_free_blocks(&f->a, &bad, 1, &idx) == -EINVAL && idx == 0);
+	alloc_many(f, offs + PER, 3 * PER, 512);
+	CHECK(f->slots[4] && f->slots[5] && !f->slots[2] && table_matches(f));
+	CHECK(fake_reap(f) == 2 && table_matches(f));
+	alloc_many(f, offs + 4 * PER, PER, 512);
+	CHECK(f->slots[2] && f->a.table[2] == f->slots[2]);
+	free_many(f, offs, 5 * PER);
+	CHECK(table_matches(f));
 	fake_destroy(f);
 }
 
