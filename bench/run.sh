@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # `make bench`: pyalloc against glibc, jemalloc, mimalloc and tcmalloc,
 # rendered into bench/results/ (results.md, results.csv, icount.md,
-# python-icount.md, throughput.png, memory.png, raw-*.csv), and the tables
-# printed:
+# python-icount.md, throughput.png, memory.png, raw-*.csv, fork.md,
+# batch.md), and the tables printed:
 #   1. instructions per pair, and of the Python programs, on the host under
 #      callgrind (bench/icount/);
 #   2. pyabench, every allocator (bench/guest.sh), and
 #   3. real programs: Python under each allocator (bench/py/), both in one
 #      VM boot with the host's root filesystem;
-#   4. fork latency of private heaps (bench/fork.sh), its own boot.
+#   4. fork latency of private heaps (bench/fork.sh), its own boot;
+#   5. the kernel's batches alone (bench/batch.sh), its own boot.
 #
 #   bench/run.sh
 #
@@ -109,4 +110,6 @@ cat "$OUT/results.md" "$OUT/icount.md" "$OUT/python-icount.md"
 log "results in $OUT (${elapsed}s)"
 # Fork latency of private heaps against glibc (its own VM boot, about 30 s).
 BENCH_OUT="$OUT" "$here/fork.sh" >&2 || rc=1
+# The kernel's ALLOC and FREE per block (its own VM boot, about 15 s).
+BENCH_OUT="$OUT" "$here/batch.sh" >&2 || rc=1
 exit "$rc"
