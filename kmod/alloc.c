@@ -397,14 +397,14 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 	return pya_pool_block_index(pool, off & (PYA_POOL_SIZE - 1), idx);
 }
 
-/* Account for one block whose bit is already cleared. */
+/* Account for @n blocks of @pool whose bits are already cleared. */
 static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
-			struct pya_pool *pool)
+			struct pya_pool *pool, u32 n)
 {
 	bool was_full = pya_pool_full(pool);
 
-	pool->nused--;
-	a->class_used[pool->cls]--;
+	pool->nused -= n;
+	a->class_used[pool->cls] -= n;
 	if (!pool->nused)
 		pool_put(a, arena, pool);
 	else if (was_full)
@@ -425,7 +425,7 @@ static void rollback_blocks(struct pya_allocator *a, const u64 *offsets,
 					 &idx)))
 			continue;
 		__clear_bit(idx, pool->map);
-		commit_free(a, arena, pool);
+		commit_free(a, arena, pool, 1);
 	}
 	a->rolling_back = false;
 	a->arenas_highwater = a->prev_highwater;
@@ -510,32 +510,52 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad)
 {
 	struct pya_arena *arena;
-	struct pya_pool *pool;
+	struct pya_pool *pool = NULL;
+	u64 page = U64_MAX;	/* the window page of @pool */
 	unsigned int idx;
-	u32 i;
+	u32 i, run;
+	int err;
 
+	/*
+	 * The blocks a thread frees together often share a pool (a magazine
+	 * gives back blocks it took together), so while the entries stay in
+	 * the page of the one before, its pool is taken as it is: only the
+	 * block index and the bit are checked again.
+	 */
 	for (i = 0; i < count; i++) {
-		if (block_lookup(a, offsets[i], &arena, &pool, &idx) ||
-		    !__test_and_clear_bit(idx, pool->map)) {
+		u64 off = offsets[i];
+
+		if (off >> PYA_POOL_SHIFT == page)
+			err = pya_pool_block_index(pool,
+						   off & (PYA_POOL_SIZE - 1),
+						   &idx);
+		else
+			err = block_lookup(a, off, &arena, &pool, &idx);
+		if (err || !__test_and_clear_bit(idx, pool->map)) {
 			restore_bits(a, offsets, i);
 			*bad = i;
 			return -EINVAL;
 		}
+		page = off >> PYA_POOL_SHIFT;
 	}
 	/*
 	 * Every offset is a valid block now, so the second pass only needs
-	 * its pool: no checks, no index.  commit_free() may release an
-	 * arena, but only one that holds no block of this batch any more:
-	 * its pools are empty, and every block still to be committed keeps
-	 * its pool in use.
+	 * the pool of each run of entries in one page, and commits the run
+	 * at once.  commit_free() may release an arena, but only one that
+	 * holds no block of this batch any more: its pools are empty, and
+	 * every block still to be committed keeps its pool in use.
 	 */
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < count; i += run) {
+		page = offsets[i] >> PYA_POOL_SHIFT;
+		run = 1;
+		while (i + run < count &&
+		       offsets[i + run] >> PYA_POOL_SHIFT == page)
+			run++;
 		/* Validated above: the slot is below max_arenas. */
 		arena = arena_at(a, (u32)(offsets[i] >> a->arena_shift));
 		if (WARN_ON_ONCE(!arena))	/* validated: never */
 			continue;
-		pool = arena_pool(a, arena, offsets[i] >> PYA_POOL_SHIFT);
-		commit_free(a, arena, pool);
+		commit_free(a, arena, arena_pool(a, arena, page), run);
 	}
 	a->free_calls++;
 	a->blocks_freed += count;
