@@ -135,7 +135,8 @@ static void table_set(struct pya_allocator *a, u32 index,
 /*
  * The arena of window slot @slot, or NULL.  The caller has checked that
  * @slot < max_arenas (which fits in a u32) when it comes from user space.
- * Inline: it runs for every block of every FREE batch, twice.
+ * Inline: a FREE batch runs it at every change of page in its first pass
+ * and once a run in its second.
  */
 static __always_inline struct pya_arena *arena_at(struct pya_allocator *a,
 						  u32 slot)
@@ -397,7 +398,12 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
 	return pya_pool_block_index(pool, off & (PYA_POOL_SIZE - 1), idx);
 }
 
-/* Account for @n blocks of @pool whose bits are already cleared. */
+/*
+ * Account for @n blocks of @pool whose bits are already cleared; @n is at
+ * most @pool->nused.  The same as @n calls for one block: the pool empties
+ * at the last of them, and a full pool goes back on its class's list at
+ * the first (a list_add() that pool_put() would undo at once is skipped).
+ */
 static void commit_free(struct pya_allocator *a, struct pya_arena *arena,
 			struct pya_pool *pool, u32 n)
 {
@@ -511,7 +517,7 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 {
 	struct pya_arena *arena;
 	struct pya_pool *pool = NULL;
-	u64 page = U64_MAX;	/* the window page of @pool */
+	u64 page = U64_MAX;	/* the window page of pool; none yet */
 	unsigned int idx;
 	u32 i, run;
 	int err;
@@ -520,7 +526,9 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	 * The blocks a thread frees together often share a pool (a magazine
 	 * gives back blocks it took together), so while the entries stay in
 	 * the page of the one before, its pool is taken as it is: only the
-	 * block index and the bit are checked again.
+	 * block index and the bit are checked again.  The pool's other checks
+	 * would give the same answer: this pass changes neither its page nor
+	 * its count.
 	 */
 	for (i = 0; i < count; i++) {
 		u64 off = offsets[i];
@@ -541,7 +549,8 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	/*
 	 * Every offset is a valid block now, so the second pass only needs
 	 * the pool of each run of entries in one page, and commits the run
-	 * at once.  commit_free() may release an arena, but only one that
+	 * at once (a pool in several runs empties in its last one).
+	 * commit_free() may release an arena, but only one that
 	 * holds no block of this batch any more: its pools are empty, and
 	 * every block still to be committed keeps its pool in use.
 	 */

@@ -810,6 +810,65 @@ static void test_random_model(void)
 }
 
 /*
+ * A FREE batch is committed in runs of entries in one page (alloc.c): the
+ * same batch freed in one call and one block at a time, on two identical
+ * heaps (a clone), must leave them identical, lists and their order
+ * included, which the next allocations show.  The batch has a full pool
+ * in three runs that empties, a full pool whose first run has two blocks
+ * and that does not empty, and a pool emptied in reverse order.
+ */
+static void test_free_runs(void)
+{
+	enum { PER_POOL = 4096 / 48 };		/* 85 blocks of 48 bytes */
+	static u64 offs[3 * PER_POOL], batch[3 * PER_POOL], o1[64], o2[64];
+	struct fake *f = fake_new(1024), *c = fake_new(1024);
+	u64 *p = offs, *q = offs + PER_POOL, *r = offs + 2 * PER_POOL;
+	struct full_stats sf, sc;
+	u32 n = 0, i, idx;
+
+	alloc_many(f, offs, 3 * PER_POOL, 48);	/* pools P, Q, R, all full */
+	CHECK(!pya_alloc_blocks(&f->a, 48, 1, o1));	/* and a fourth */
+	CHECK((p[0] >> 12) != (q[0] >> 12) && (q[0] >> 12) != (r[0] >> 12));
+	CHECK(!pya_allocator_clone(&c->a, &f->a));
+
+	for (i = 0; i < 10; i++)		/* P: 10 */
+		batch[n++] = p[i];
+	batch[n++] = q[0];			/* Q: 2, first run */
+	batch[n++] = q[1];
+	for (i = 10; i < 20; i++)		/* P: 10 more */
+		batch[n++] = p[i];
+	for (i = PER_POOL; i-- > 0; )		/* R, all, backwards */
+		batch[n++] = r[i];
+	for (i = 20; i < PER_POOL; i++)		/* P: the rest */
+		batch[n++] = p[i];
+	for (i = 2; i < 6; i++)			/* Q: 4 more */
+		batch[n++] = q[i];
+
+	for (i = 0; i < n; i += PYALLOC_MAX_BATCH) {
+		u32 k = n - i < PYALLOC_MAX_BATCH ? n - i : PYALLOC_MAX_BATCH;
+
+		CHECK(!pya_free_blocks(&f->a, batch + i, k, &idx));
+	}
+	for (i = 0; i < n; i++)
+		CHECK(!pya_free_blocks(&c->a, &batch[i], 1, &idx));
+	/* The free calls counted differ; everything else must not. */
+	sf = full_stats_of(f);
+	sc = full_stats_of(c);
+	sc.t.free_calls = sf.t.free_calls;
+	CHECK(!memcmp(&sf, &sc, sizeof(sf)));
+	CHECK(sf.t.bytes_in_use == (u64)(PER_POOL - 6 + 1) * 48);
+	for (i = 0; i < 8; i++) {
+		u32 size = i % 2 ? 48 : 512;
+
+		CHECK(!pya_alloc_blocks(&f->a, size, 64, o1));
+		CHECK(!pya_alloc_blocks(&c->a, size, 64, o2));
+		CHECK(!memcmp(o1, o2, sizeof(o1)));
+	}
+	fake_destroy(c);
+	fake_destroy(f);
+}
+
+/*
  * The slot table (alloc.c) mirrors the backend's slots and grows as higher
  * slots are used, by doubling from 64.  When it cannot grow, nothing fails:
  * the slots past its end are looked up in the backend, blocks there are
@@ -998,7 +1057,7 @@ static void test_clone(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..16\n");
+	printf("TAP version 13\n1..17\n");
 	run("size_classes", test_size_classes);
 	run("pool_arithmetic", test_pool_arithmetic);
 	run("alloc_layout", test_alloc_layout);
@@ -1013,6 +1072,7 @@ int main(void)
 	run("memory_limit", test_memory_limit);
 	run("granularity", test_granularity);
 	run("random_model", test_random_model);
+	run("free_runs", test_free_runs);
 	run("slot_table", test_slot_table);
 	run("clone", test_clone);
 	printf("%d passed, %d failed\n", passed, failed);
