@@ -572,6 +572,31 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	return 0;
 }
 
+/*
+ * Give back the blocks of a pya_alloc_blocks() call whose offsets could not
+ * be delivered after the heap lock was dropped (ioctl.c's slow path), when
+ * other calls may have run since and pya_alloc_undo() no longer applies.
+ * The blocks are freed one by one: in the meantime a sibling thread could
+ * only have freed some of them by guessing their offsets, and such a block
+ * is skipped, not warned about.  The statistics read as if the call had not
+ * happened: its blocks leave both the allocated and the freed counts,
+ * whoever freed them, so that the blocks in use stay right; the free calls
+ * made here are not counted.  arenas_highwater keeps any arena the call
+ * took.
+ */
+void pya_alloc_give_back(struct pya_allocator *a, const u64 *offsets,
+			 u32 count)
+{
+	u32 i, bad;
+
+	for (i = 0; i < count; i++)
+		if (!pya_free_blocks(a, &offsets[i], 1, &bad))
+			a->free_calls--;
+	a->alloc_calls--;
+	a->blocks_allocated -= count;
+	a->blocks_freed -= count;
+}
+
 /* Has @pool been empty, page and all, for at least @age decay ticks? */
 static bool pool_purgeable(const struct pya_allocator *a,
 			   const struct pya_pool *pool, u64 age)

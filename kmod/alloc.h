@@ -121,6 +121,8 @@ int pya_allocator_clone(struct pya_allocator *dst,
 
 int pya_alloc_blocks(struct pya_allocator *a, u32 size, u32 count, u64 *out);
 void pya_alloc_undo(struct pya_allocator *a, const u64 *offsets, u32 count);
+void pya_alloc_give_back(struct pya_allocator *a, const u64 *offsets,
+			 u32 count);
 int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad);
 

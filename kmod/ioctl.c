@@ -200,12 +200,54 @@ out:
 	return err;
 }
 
+/*
+ * The slow path, for a buffer that faulted again right after it was
+ * faulted in (a sibling thread dropping it with MADV_DONTNEED in a loop, or
+ * memory pressure at the wrong moment): retrying alloc_and_deliver() could
+ * lose that race call after call.  Here the lock is dropped before the
+ * offsets are delivered, with page faults allowed, so the copy faults the
+ * buffer in itself and always makes progress.  Should the copy fail all
+ * the same, the buffer was unmapped or made read-only meanwhile: the
+ * blocks are given back and the call fails with -EFAULT.
+ *
+ * In the window between the unlock and the copy the blocks are allocated
+ * and their offsets not yet in user space.  A fork then copies the heap
+ * with them, and the child, whose copy of the buffer may predate the
+ * offsets, never learns them: at most one batch leaks in that child, and
+ * only in this rare race.
+ */
+static long alloc_then_deliver(struct pya_heap *heap,
+			       const struct pyalloc_alloc *req, u64 *offs,
+			       u64 __user *uoffs, u32 __user *ubsize)
+{
+	struct pya_allocator *a = &heap->alloc;
+	size_t bytes = (size_t)req->count * sizeof(u64);
+	u32 bsize;
+	long err;
+
+	if (mutex_lock_killable(&heap->lock))
+		return -EINTR;
+	err = pya_alloc_blocks(a, req->size, req->count, offs);
+	bsize = pya_class_size(pya_class_of(req->size, a->class_shift),
+			       a->class_shift);
+	mutex_unlock(&heap->lock);
+	if (err)
+		return err;
+	if (!copy_to_user(uoffs, offs, bytes) && !put_user(bsize, ubsize))
+		return 0;
+	mutex_lock(&heap->lock);
+	pya_alloc_give_back(a, offs, req->count);
+	mutex_unlock(&heap->lock);
+	return -EFAULT;
+}
+
 static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 			  unsigned long arg)
 {
 	struct pyalloc_alloc __user *ureq = (void __user *)arg;
 	struct pyalloc_alloc req;
 	u64 __user *uoffs;
+	bool faulted_in = false;
 	unsigned int shift;
 	size_t bytes;
 	u64 *offs;
@@ -231,11 +273,12 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 	 * Delivery faults when the buffer is not mapped in yet, or was
 	 * unmapped or paged out meanwhile (memory pressure, a sibling
 	 * thread's MADV_DONTNEED): the allocation is undone, the buffer
-	 * faulted in without writing to it, and the call tried again for as
-	 * long as faulting in succeeds, i.e. the buffer really is writable;
-	 * a killed task stops.  The buffer is not faulted in up front: it is
-	 * the same few pages call after call, and walking them every time
-	 * cost more than the allocation of a whole batch.
+	 * faulted in without writing to it, and the call tried again once;
+	 * if it faults again, alloc_then_deliver() finishes the call.  A
+	 * buffer that cannot be faulted in writable fails with -EFAULT and
+	 * nothing changed.  The buffer is not faulted in up front: it is the
+	 * same few pages call after call, and walking them every time cost
+	 * more than the allocation of a whole batch.
 	 */
 	for (;;) {
 		err = alloc_and_deliver(heap, &req, offs, uoffs,
@@ -252,6 +295,12 @@ static long pya_ioc_alloc(struct pya_heap *heap, unsigned int cmd,
 			err = -EFAULT;
 			break;
 		}
+		if (faulted_in) {
+			err = alloc_then_deliver(heap, &req, offs, uoffs,
+						 &ureq->block_size);
+			break;
+		}
+		faulted_in = true;
 		cond_resched();
 	}
 	kfree(offs);

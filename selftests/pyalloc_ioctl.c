@@ -545,8 +545,11 @@ TEST_F(heap, arguments_in_unbacked_window_efault)
 /*
  * ALLOC's offsets array in a page a sibling thread keeps dropping
  * (MADV_DONTNEED, as under memory pressure): the kernel faults the buffer
- * in again and retries for as long as that makes progress, so every call
- * succeeds; EFAULT is only for a buffer that cannot be written at all.
+ * in and tries again, and when it is dropped again delivers the offsets
+ * with the heap lock dropped and page faults allowed, so every call
+ * succeeds, and soon (this lost the race for minutes under QEMU when the
+ * kernel retried for as long as faulting in succeeded); EFAULT is only for
+ * a buffer that cannot be written at all.
  */
 struct dropper {
 	void *page;
@@ -595,6 +598,66 @@ TEST_F(heap, alloc_retries_while_the_buffer_is_dropped)
 	ASSERT_EQ(0, pya_stats(self->fd, &st));
 	EXPECT_EQ(2000ULL * 64, st.blocks_allocated);
 	munmap(d.page, PYA_PAGE);
+}
+
+/*
+ * The buffer made read-only and writable again by a sibling thread: each
+ * call succeeds or fails with EFAULT, and a failed call leaves nothing
+ * allocated, also when the buffer turned read-only after the kernel had
+ * faulted it in and dropped the heap lock to deliver (ioctl.c's slow
+ * path gives that batch back).
+ */
+struct protector {
+	void *page;
+	volatile int stop;
+	unsigned long flips;
+};
+
+static void *protect_loop(void *arg)
+{
+	struct protector *p = arg;
+
+	while (!p->stop) {
+		mprotect(p->page, PYA_PAGE, PROT_READ);
+		madvise(p->page, PYA_PAGE, MADV_DONTNEED);
+		mprotect(p->page, PYA_PAGE, PROT_READ | PROT_WRITE);
+		p->flips++;
+	}
+	return NULL;
+}
+
+TEST_F(heap, alloc_fails_whole_while_the_buffer_turns_read_only)
+{
+	struct protector p = { 0 };
+	unsigned int i, ok = 0, failed = 0;
+	struct pya_kstats st;
+	pthread_t t;
+
+	p.page = mmap(NULL, PYA_PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p.page);
+	ASSERT_EQ(0, pthread_create(&t, NULL, protect_loop, &p));
+	for (i = 0; i < 1000; i++) {
+		int ret = pya_alloc(self->fd, 64, 64, p.page, NULL);
+
+		if (!ret) {
+			ok++;
+			continue;
+		}
+		failed++;
+		if (ret != -EFAULT)
+			break;
+	}
+	p.stop = 1;
+	pthread_join(t, NULL);
+	TH_LOG("%u calls succeeded, %u failed, %lu flips", ok, failed, p.flips);
+	EXPECT_EQ(1000, ok + failed);
+	EXPECT_LT(0, p.flips);
+	ASSERT_EQ(0, pya_stats(self->fd, &st));
+	EXPECT_EQ(ok, st.alloc_calls);
+	EXPECT_EQ(ok * 64ULL, st.blocks_allocated);
+	EXPECT_EQ(ok * 64ULL, pya_check_stats(&st, &self->info));
+	munmap(p.page, PYA_PAGE);
 }
 
 PYALLOC_TEST_MAIN
