@@ -576,25 +576,28 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
  * Give back the blocks of a pya_alloc_blocks() call whose offsets could not
  * be delivered after the heap lock was dropped (ioctl.c's slow path), when
  * other calls may have run since and pya_alloc_undo() no longer applies.
- * The blocks are freed one by one: in the meantime a sibling thread could
- * only have freed some of them by guessing their offsets, and such a block
- * is skipped, not warned about.  The statistics read as if the call had not
- * happened: its blocks leave both the allocated and the freed counts,
- * whoever freed them, so that the blocks in use stay right; the free calls
- * made here are not counted.  arenas_highwater keeps any arena the call
- * took.
+ * The blocks are freed one by one, as by FREE, and counted as one free
+ * call: the statistics read as a call that allocated them and one that
+ * freed them, and what the frees emptied is kept or released like any
+ * emptied pool and arena.  The allocation is not made to look undone on
+ * purpose: CONFIG takes a heap with no alloc_calls for one with no arena.
+ *
+ * Meanwhile a sibling thread may have freed some of the blocks (the failed
+ * copy may have written their offsets, or it guessed them): such a block
+ * is skipped, never warned about, and if another ALLOC got it again, it is
+ * freed under that call's owner.  Only a program that frees blocks it was
+ * not given gets there, and the kernel's bookkeeping stays consistent.
  */
 void pya_alloc_give_back(struct pya_allocator *a, const u64 *offsets,
 			 u32 count)
 {
-	u32 i, bad;
+	u32 i, bad, freed = 0;
 
 	for (i = 0; i < count; i++)
 		if (!pya_free_blocks(a, &offsets[i], 1, &bad))
-			a->free_calls--;
-	a->alloc_calls--;
-	a->blocks_allocated -= count;
-	a->blocks_freed -= count;
+			freed++;
+	if (freed)
+		a->free_calls -= freed - 1;
 }
 
 /* Has @pool been empty, page and all, for at least @age decay ticks? */

@@ -14,10 +14,12 @@
  * heap are killable (EINTR).
  *
  * The heap lock is never held across a user copy that may fault: a fault on
- * the heap's own mapping takes the lock (mmap.c).  The one copy that must
- * happen under the lock, the offsets of freshly allocated blocks, is made
- * with page faults disabled; if it faults, the allocation is undone, the
- * buffer faulted in without the lock, and the call made again.
+ * the heap's own mapping takes the lock (mmap.c).  The offsets of freshly
+ * allocated blocks are copied under the lock with page faults disabled, so
+ * that a failed copy can be undone as if the call had not been made; if it
+ * faults, the buffer is faulted in without the lock and the call made
+ * again, and if that faults too, the offsets are delivered with the lock
+ * dropped (alloc_then_deliver()).
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>
@@ -167,7 +169,7 @@ out:
  * faults disabled.  Returns -EAGAIN when delivery faulted (the buffer is not
  * faulted in yet, or was unmapped or paged out since): the allocation is
  * then undone, its statistics with it, and the caller faults the buffers in
- * and calls again.
+ * and calls again once, then takes alloc_then_deliver().
  */
 static long alloc_and_deliver(struct pya_heap *heap,
 			      const struct pyalloc_alloc *req, u64 *offs,
@@ -208,36 +210,42 @@ out:
  * offsets are delivered, with page faults allowed, so the copy faults the
  * buffer in itself and always makes progress.  Should the copy fail all
  * the same, the buffer was unmapped or made read-only meanwhile: the
- * blocks are given back and the call fails with -EFAULT.
+ * blocks are given back, freed as by FREE (pya_alloc_give_back()), and the
+ * call fails with -EFAULT.  The lock for that is taken unkillable: the
+ * blocks must go back.
  *
- * In the window between the unlock and the copy the blocks are allocated
- * and their offsets not yet in user space.  A fork then copies the heap
- * with them, and the child, whose copy of the buffer may predate the
- * offsets, never learns them: at most one batch leaks in that child, and
- * only in this rare race.
+ * Between the unlock and the copy the blocks are allocated and their
+ * offsets not yet in user space.  A fork then copies the heap with them,
+ * and the child, whose copy of the buffer may predate the offsets, never
+ * learns them: one batch per thread in this path leaks in that child, as
+ * one does when a fork lands between any ALLOC's delivery and its return
+ * to user space.
  */
 static long alloc_then_deliver(struct pya_heap *heap,
 			       const struct pyalloc_alloc *req, u64 *offs,
 			       u64 __user *uoffs, u32 __user *ubsize)
 {
 	struct pya_allocator *a = &heap->alloc;
-	size_t bytes = (size_t)req->count * sizeof(u64);
-	u32 bsize;
+	u32 bsize = 0;
 	long err;
 
 	if (mutex_lock_killable(&heap->lock))
 		return -EINTR;
 	err = pya_alloc_blocks(a, req->size, req->count, offs);
-	bsize = pya_class_size(pya_class_of(req->size, a->class_shift),
-			       a->class_shift);
+	if (!err)
+		bsize = pya_class_size(pya_class_of(req->size, a->class_shift),
+				       a->class_shift);
 	mutex_unlock(&heap->lock);
 	if (err)
 		return err;
-	if (!copy_to_user(uoffs, offs, bytes) && !put_user(bsize, ubsize))
+	if (!copy_to_user(uoffs, offs, (size_t)req->count * sizeof(u64)) &&
+	    !put_user(bsize, ubsize))
 		return 0;
 	mutex_lock(&heap->lock);
 	pya_alloc_give_back(a, offs, req->count);
 	mutex_unlock(&heap->lock);
+	/* The frees may have released an arena, as FREE's do. */
+	pya_heap_reap(heap);
 	return -EFAULT;
 }
 
