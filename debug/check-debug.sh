@@ -93,8 +93,8 @@ echo "selftests: $p passed, $f failed, $s skipped"
 passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 
 # The sweep must have run, not skipped: this kernel has fault injection.
-nth_skips=$(grep -cE '^# (ok|not ok) [0-9]+ nth\..*# SKIP' "$log")
-nth_runs=$(grep -cE '^# ok [0-9]+ nth\.' "$log")
+nth_skips=$(grep -cE '^# (ok|not ok) [0-9]+ (nth|copy_fault)\..*# SKIP' "$log")
+nth_runs=$(grep -cE '^# ok [0-9]+ (nth|copy_fault)\.' "$log")
 if [ "$nth_runs" = 0 ] || [ "$nth_skips" != 0 ]; then
 	result 1 "fault-injection sweep ran ($nth_runs cases, $nth_skips skipped)"
 fi

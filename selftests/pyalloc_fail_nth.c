@@ -29,7 +29,9 @@
  * The fork copy of a private heap has a sweep of its own (fork_copy): with
  * the n-th point inside the copy failing, fork either fails with ENOMEM or
  * the child's heap is broken (EIO, EPERM without one, SIGBUS on access) and
- * the parent's heap is byte-for-byte and stat-for-stat as before.  Leaks of kernel memory are kmemleak's business:
+ * the parent's heap is byte-for-byte and stat-for-stat as before.  ALLOC's
+ * give-back, which only three failed copies in a row reach, has a test of
+ * its own too (copy_fault).  Leaks of kernel memory are kmemleak's business:
  * make check-debug scans after the run.
  *
  * PYALLOC_NTH_VERBOSE=1 in the environment prints every point's outcome.
@@ -116,6 +118,18 @@ static int set_attr(const char *dir, const char *attr, const char *val)
 		nsaved++;
 	}
 	return write_str(path, val);
+}
+
+/* Put DBGFS/dir/attr back to the value set_attr() first found. */
+static void restore_attr(const char *dir, const char *attr)
+{
+	char path[128];
+	unsigned int i;
+
+	snprintf(path, sizeof(path), DBGFS "%s/%s", dir, attr);
+	for (i = 0; i < nsaved; i++)
+		if (!strcmp(saved[i].path, path))
+			write_str(path, saved[i].val);
 }
 
 static void restore_attrs(void)
@@ -891,6 +905,94 @@ TEST_F_TIMEOUT(nth, fork_copy, 300)
 	}
 	ksft_print_msg("fork copy, %s faults: %u points, %u broken children, %u forks refused\n",
 		       self->mode_name, n - 1, broken, refused);
+}
+
+/*
+ * ALLOC's last resort (ioctl.c's alloc_then_deliver()) gives its batch back
+ * when even the copy it makes with page faults allowed fails.  No single
+ * failure point reaches it: both copies made with faults disabled must
+ * fail first, so fail-nth cannot, and a sibling thread dropping the buffer
+ * in a loop gets there about once in a thousand calls on the debug kernel.
+ * So this test fails pyalloc's user copies of one thread with the
+ * attributes of fail_usercopy instead: space 2 lets the first point (the
+ * request's copy-in) pass, times 3 fails the next three (the two copies
+ * with faults disabled and copy_to_user()), task-filter limits it all to
+ * this thread.  The call fails with EFAULT; the call and a free of its 64
+ * blocks show in the statistics, no block is left in use, and the heap
+ * works on.
+ */
+FIXTURE(copy_fault) {
+	int make_it_fail;
+};
+
+FIXTURE_SETUP(copy_fault)
+{
+	self->make_it_fail = -1;
+	if (!have_fi)
+		SKIP(return, "no fault injection (fail_* in debugfs, %s)",
+		     NTH_FILE);
+	if (!have_filter)
+		SKIP(return, "no stack trace filter: user copies not separable");
+	ASSERT_EQ(0, filter("failslab", false));
+	ASSERT_EQ(0, filter("fail_page_alloc", false));
+	ASSERT_EQ(0, filter("fail_usercopy", true));
+	self->make_it_fail = open("/proc/thread-self/make-it-fail",
+				  O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, self->make_it_fail);
+}
+
+FIXTURE_TEARDOWN(copy_fault)
+{
+	static const char *const attrs[] = {
+		"task-filter", "interval", "space", "times",
+	};
+	unsigned int i;
+
+	set_attr("fail_usercopy", "probability", "0");
+	for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
+		restore_attr("fail_usercopy", attrs[i]);
+	if (self->make_it_fail >= 0) {
+		(void)!pwrite(self->make_it_fail, "0", 1, 0);
+		close(self->make_it_fail);
+	}
+}
+
+TEST_F_TIMEOUT(copy_fault, alloc_give_back, 120)
+{
+	long long base_held = held_pages();
+	struct pya_kstats before, after;
+	char times[16] = "";
+	__u64 out[64];
+	struct ctx c;
+	int ret;
+
+	ASSERT_EQ(0, ctx_open(&c));
+	ASSERT_EQ(0, hold(&c, 64, 10));
+	ASSERT_EQ(0, pya_stats(c.fd, &before));
+	ASSERT_EQ(0, set_attr("fail_usercopy", "task-filter", "Y"));
+	ASSERT_EQ(0, set_attr("fail_usercopy", "interval", "1"));
+	ASSERT_EQ(0, set_attr("fail_usercopy", "space", "2"));
+	ASSERT_EQ(0, set_attr("fail_usercopy", "times", "3"));
+	ASSERT_EQ(1, pwrite(self->make_it_fail, "1", 1, 0));
+	ASSERT_EQ(0, set_attr("fail_usercopy", "probability", "100"));
+	ret = pya_alloc(c.fd, 64, 64, out, NULL);
+	ASSERT_EQ(0, set_attr("fail_usercopy", "probability", "0"));
+	ASSERT_EQ(1, pwrite(self->make_it_fail, "0", 1, 0));
+	ASSERT_EQ(0, read_str(DBGFS "fail_usercopy/times", times,
+			      sizeof(times)));
+	EXPECT_EQ(0, atoi(times)) TH_LOG("failures left: %s", times);
+	EXPECT_EQ(-EFAULT, ret);
+	ASSERT_EQ(0, pya_stats(c.fd, &after));
+	EXPECT_EQ(before.alloc_calls + 1, after.alloc_calls);
+	EXPECT_EQ(before.free_calls + 1, after.free_calls);
+	EXPECT_EQ(before.blocks_allocated + 64, after.blocks_allocated);
+	EXPECT_EQ(before.blocks_freed + 64, after.blocks_freed);
+	EXPECT_EQ(10, pya_check_stats(&after, &c.info));
+	expect_heap_works(&c);
+	ASSERT_EQ(0, pya_free_n(c.fd, c.held, c.nheld));
+	c.nheld = 0;
+	ctx_close(&c);
+	EXPECT_EQ(base_held, held_pages());
 }
 
 TEST_F_TIMEOUT(nth, open, 300)
