@@ -142,16 +142,20 @@ static u32 pools_purged(struct fake *f)
 	return n;
 }
 
+/* The backend both fakes share; the second adds arena retirement. */
+#define FAKE_OPS_COMMON						\
+	.page_alloc = fake_page_alloc,				\
+	.page_copy = fake_page_copy,				\
+	.page_free = fake_page_free,				\
+	.slot_alloc = fake_slot_alloc,				\
+	.slot_store = fake_slot_store,				\
+	.slot_lookup = fake_slot_lookup,			\
+	.slot_free = fake_slot_free,				\
+	.arena_unmap = fake_arena_unmap,			\
+	.pages_unmap = fake_pages_unmap
+
 static const struct pya_backend_ops fake_ops = {
-	.page_alloc = fake_page_alloc,
-	.page_copy = fake_page_copy,
-	.page_free = fake_page_free,
-	.slot_alloc = fake_slot_alloc,
-	.slot_store = fake_slot_store,
-	.slot_lookup = fake_slot_lookup,
-	.slot_free = fake_slot_free,
-	.arena_unmap = fake_arena_unmap,
-	.pages_unmap = fake_pages_unmap,
+	FAKE_OPS_COMMON,
 };
 
 /*
@@ -168,16 +172,8 @@ static void fake_arena_retire(struct pya_allocator *a,
 }
 
 static const struct pya_backend_ops fake_retire_ops = {
-	.page_alloc = fake_page_alloc,
-	.page_copy = fake_page_copy,
-	.page_free = fake_page_free,
-	.slot_alloc = fake_slot_alloc,
-	.slot_store = fake_slot_store,
-	.slot_lookup = fake_slot_lookup,
-	.slot_free = fake_slot_free,
+	FAKE_OPS_COMMON,
 	.arena_retire = fake_arena_retire,
-	.arena_unmap = fake_arena_unmap,
-	.pages_unmap = fake_pages_unmap,
 };
 
 static u32 fake_reap(struct fake *f)
