@@ -13,9 +13,11 @@
 #
 #   bench/run.sh
 #
-# Environment: BENCH_REPS (throughput repetitions, 11), BENCH_SECS (timed
+# Environment: BENCH_REPS (throughput repetitions, 9), BENCH_SECS (timed
 # seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
-# BENCH_PYREPS (Python repetitions, 9), BENCH_MITIGATIONS (the guest's
+# BENCH_PYREPS (Python repetitions at most, 9), BENCH_PYMINREPS (at least,
+# 5), BENCH_PYBUDGET (seconds the Python repetitions may take, 260: a
+# repetition starts only if it should end within it), BENCH_MITIGATIONS (the guest's
 # mitigations= : "auto", the kernel's default, unless set; "off" for a
 # comparison run), BENCH_OUT (results directory, bench/results).
 #
@@ -28,10 +30,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 start=$(date +%s)
 
-REPS=${BENCH_REPS:-11}
+REPS=${BENCH_REPS:-9}
 SECS=${BENCH_SECS:-0.4}
 MEMREPS=${BENCH_MEMREPS:-3}
 PYREPS=${BENCH_PYREPS:-9}
+PYMINREPS=${BENCH_PYMINREPS:-5}
+PYBUDGET=${BENCH_PYBUDGET:-260}
 MITIGATIONS=${BENCH_MITIGATIONS:-auto}
 OUT=${BENCH_OUT:-$here/results}
 
@@ -82,9 +86,9 @@ set +e
 	--log "$top/build/vm/bench-console.log" \
 	--out "$work/out" \
 	-- sh -c 'OUT=/tmp/out LIBDIR="$1" REPS="$2" SECS="$3" MEMREPS="$4" sh ./guest.sh; a=$?
-		python3 py/driver.py /tmp/out/python.csv "$5" "$1" "$(pwd)/libpyalloc-malloc.so"; b=$?
+		python3 py/driver.py /tmp/out/python.csv "$5" "$1" "$(pwd)/libpyalloc-malloc.so" "$6" "$7"; b=$?
 		[ $a = 0 ] && [ $b = 0 ]' \
-	sh "$libdir" "$REPS" "$SECS" "$MEMREPS" "$PYREPS" \
+	sh "$libdir" "$REPS" "$SECS" "$MEMREPS" "$PYREPS" "$PYMINREPS" "$PYBUDGET" \
 	>&2 2> >(tee "$work/vm.err" >&2)
 rc=$?
 wait

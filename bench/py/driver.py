@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """The real-program benchmark (issue 11), run in the VM under --host-fs by
-bench/py/guest.sh: object-heavy Python programs under stock python3
+bench/run.sh: object-heavy Python programs under stock python3
 (CPython's own pymalloc) and with PYTHONMALLOC=malloc under glibc,
 jemalloc, mimalloc, tcmalloc and pyalloc's drop-in malloc
 (libpyalloc-malloc.so), each run its own process, repetitions outermost and
 the allocators' order rotated every repetition.
 
-    driver.py OUT.csv REPS LIBDIR PRELOAD
+    driver.py OUT.csv REPS LIBDIR PRELOAD [MINREPS BUDGET]
+
+REPS is the most repetitions.  With MINREPS and BUDGET (seconds), a
+repetition after the MINREPS-th starts only if the mean repetition so far
+still ends within BUDGET: the programs do fixed work, so their time follows
+the host (under TCG one host's CPU ran them twice as long as another's), and
+the budget keeps `make bench` within its 20 minutes on a slow host while a
+fast one runs all REPS.
 
 LIBDIR holds the Debian allocators' shared objects; PRELOAD is
 libpyalloc-malloc.so.  Each line: program,alloc,rep,seconds,maxrss_kb --
@@ -99,6 +106,8 @@ def run(env, argv):
 
 def main():
     out, reps, libdir, preload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    minreps = int(sys.argv[5]) if len(sys.argv) > 5 else reps
+    budget = float(sys.argv[6]) if len(sys.argv) > 6 else float("inf")
     cfg = configs(libdir, preload)
     for name, env, lib in cfg:
         r = subprocess.run([sys.executable, "-c", CHECK, lib or "-"], env=env,
@@ -119,7 +128,8 @@ def main():
         g.write(f"kernel: {os.uname().release}\n")
         g.write(f"python: {sys.version.split()[0]} ({sys.executable})\n")
         g.write(f"cmdline: {open('/proc/cmdline').read().strip()}\n")
-        g.write(f"reps: {reps}\n")
+        g.write(f"reps: at most {reps}, at least {minreps}, "
+                f"within {budget:.0f} s\n")
         g.write("programs: " + "; ".join(" ".join(a) for _, a in PROGRAMS) + "\n")
         for prog, c in counts.items():
             g.write(f"pyalloc-kernel-counts {prog}: {c}\n")
@@ -140,8 +150,13 @@ def main():
                         continue
                     f.write(f"{prog},{name},{rep},{t:.4f},{rss}\n")
                     f.flush()
-            print(f"driver.py: repetition {rep} done after "
-                  f"{time.perf_counter() - t00:.0f}s", file=sys.stderr)
+            spent = time.perf_counter() - t00
+            print(f"driver.py: repetition {rep} done after {spent:.0f}s",
+                  file=sys.stderr)
+            if rep >= minreps and spent + spent / rep > budget:
+                print(f"driver.py: {rep} repetitions: another would end "
+                      f"after the budget of {budget:.0f}s", file=sys.stderr)
+                break
     return 1 if failed else 0
 
 
