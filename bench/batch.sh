@@ -19,7 +19,7 @@ make -C "$here" --no-print-directory batchbench >&2
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/batchbench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-"$top/vm/run.sh" --timeout 600 \
+"$top/vm/run.sh" --timeout 600 --cpu "${BENCH_CPU:-max}" \
 	--add "$here/batchbench" \
 	--append "slab_debug=- kfence.sample_interval=0 mitigations=${BENCH_MITIGATIONS:-auto}" \
 	--log "$top/build/vm/batch-console.log" --out "$work/out" \
@@ -30,14 +30,14 @@ cp "$work/out/batch.csv" "$OUT/batch.csv"
 python3 - "$OUT/batch.csv" "$(cat "$work/out/kernel.txt")" \
 	"$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)" \
 	>"$OUT/batch.md" <<'PY'
-import csv, datetime, sys
+import csv, datetime, os, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 r0 = rows[0]
 print(f"The kernel's batches, nanoseconds a block: {r0['blocks']} blocks of "
       f"16..128 B in batches of {r0['batch']}, through the raw ABI; median "
       f"of {rows[1]['rounds']} rounds [min-max]; one VM run "
       f"({datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, guest {sys.argv[2]}, "
-      f"QEMU TCG, tree {sys.argv[3]}):")
+      f"QEMU TCG -cpu {os.environ.get('BENCH_CPU') or 'max'}, tree {sys.argv[3]}):")
 print()
 print("| blocks freed | ALLOC | FREE |")
 print("|---|---|---|")

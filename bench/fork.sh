@@ -30,7 +30,7 @@ for mib in $SIZES; do
 done
 uname -r >/out/fork-kernel.txt
 GUEST
-"$top/vm/run.sh" --timeout 900 --mem 3072 \
+"$top/vm/run.sh" --timeout 900 --mem 3072 --cpu "${BENCH_CPU:-max}" \
 	--add "$here/forkbench" --add "$work/fork-guest.sh" \
 	--append "slab_debug=- kfence.sample_interval=0 mitigations=${BENCH_MITIGATIONS:-auto}" \
 	--log "$top/build/vm/fork-console.log" --out "$work/out" \
@@ -39,7 +39,7 @@ mkdir -p "$OUT"
 cp "$work/out/fork.csv" "$OUT/fork.csv"
 python3 - "$OUT/fork.csv" "$(cat "$work/out/fork-kernel.txt")" \
 	>"$OUT/fork.md" <<'PY'
-import csv, statistics, sys, datetime
+import csv, datetime, os, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 med = {}
 for r in rows:
@@ -49,7 +49,7 @@ for r in rows:
     med[k][1].append(float(r["first_write_us"]))
 print("Fork latency and the child's first write to every object, median of")
 print(f"{len(rows) // max(1, len(med))} forks, 64-byte objects, one VM run "
-      f"({datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, guest {sys.argv[2]}, QEMU TCG):")
+      f"({datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, guest {sys.argv[2]}, QEMU TCG -cpu {os.environ.get('BENCH_CPU') or 'max'}):")
 print()
 print("| heap | pyalloc fork | glibc fork | ratio | pyalloc first write | glibc first write | ratio |")
 print("|---|---|---|---|---|---|---|")

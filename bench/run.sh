@@ -17,7 +17,9 @@
 # seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
 # BENCH_PYREPS (Python repetitions at most, 9), BENCH_PYMINREPS (at least,
 # 5), BENCH_PYBUDGET (seconds the Python repetitions may take, 260: a
-# repetition starts only if it should end within it), BENCH_MITIGATIONS (the guest's
+# repetition starts only if it should end within it), BENCH_CPU (QEMU's
+# -cpu for every boot, max; "max,-erms,-fsrm" to compare, see
+# bench/README.md), BENCH_MITIGATIONS (the guest's
 # mitigations= : "auto", the kernel's default, unless set; "off" for a
 # comparison run), BENCH_OUT (results directory, bench/results).
 #
@@ -37,6 +39,7 @@ PYREPS=${BENCH_PYREPS:-9}
 PYMINREPS=${BENCH_PYMINREPS:-5}
 PYBUDGET=${BENCH_PYBUDGET:-260}
 MITIGATIONS=${BENCH_MITIGATIONS:-auto}
+CPU=${BENCH_CPU:-max}
 OUT=${BENCH_OUT:-$here/results}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -79,7 +82,7 @@ for f in "$mimalloc" "$tcmalloc"; do
 done
 set +e
 # shellcheck disable=SC2016 # expanded by the guest's shell
-"$top/vm/run.sh" --host-fs --timeout 1500 \
+"$top/vm/run.sh" --host-fs --timeout 1500 --cpu "$CPU" \
 	--add "$here/pyabench" --add "$here/guest.sh" --add "$here/py" \
 	--add "$preload" \
 	--append "$bootargs" \
@@ -101,7 +104,7 @@ fi
 vmtime=$(sed -n 's/.*guest verdict .* after \([0-9]*\)s$/\1/p' "$work/vm.err" | tail -n1)
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
-machine="${cpu:-unknown CPU} host ($(nproc) cores), QEMU TCG, 2 vCPUs"
+machine="${cpu:-unknown CPU} host ($(nproc) cores), QEMU TCG -cpu $CPU, 2 vCPUs"
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)
 elapsed=$(($(date +%s) - start))
 # The VMs' own time, without any wait for another VM run.

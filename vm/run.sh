@@ -18,6 +18,8 @@
 #   --log FILE         full console log (default build/vm/console.log)
 #   --timeout SECS     hard limit for the whole VM run (default 900)
 #   --mem MB           guest memory (default 2048)
+#   --cpu MODEL        QEMU's -cpu (default max; bench/run.sh passes
+#                      max,-erms,-fsrm: see bench/README.md)
 #   --append "..."     extra kernel command line
 #   --slab-debug FLAGS slab_debug= flags (default FZPU; "-" for none, as on
 #                      the KASAN kernel of the debug lane, where they only
@@ -58,6 +60,7 @@ outdir=
 log=$top/build/vm/console.log
 timeout_s=900
 mem=2048
+cpu=max
 append=
 slabflags=FZPU
 hostfs=
@@ -77,6 +80,7 @@ while [ $# -gt 0 ]; do
 	--log) log=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
+	--cpu) cpu=$2; shift 2 ;;
 	--append) append=$2; shift 2 ;;
 	--slab-debug) slabflags=$2; shift 2 ;;
 	--host-fs) hostfs=1; shift ;;
@@ -296,7 +300,7 @@ boot() {
 	set +e
 	timeout -k 10 "$timeout_s" qemu-system-x86_64 \
 		-nodefaults -display none -no-reboot \
-		-accel tcg,thread=multi -cpu max -smp 2 -m "$mem" \
+		-accel tcg,thread=multi -cpu "$cpu" -smp 2 -m "$mem" \
 		-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" -append "$cmdline" \
 		${hostfs:+-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap} \
 		-serial stdio -serial "file:$work/ttyS1" </dev/null 2>&1 |
