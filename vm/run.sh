@@ -330,8 +330,10 @@ int3_outside_pyalloc() {
 boot_again() {	# SUFFIX WHY PATTERN AGAIN
 	mv "$log" "$log.$1"
 	echo "vm/run.sh: $2 (log: $log.$1):" >&2
+	# A kernel can die with no such line (a triple fault ends QEMU
+	# silently): that is no reason to stop here (set -e, pipefail).
 	grep -E "^\[ *[0-9]+\.[0-9]+\] .*($3)" "$log.$1" |
-		grep -v 'ommand line:' | head -n 5 | sed 's/^/  | /' >&2
+		grep -v 'ommand line:' | head -n 5 | sed 's/^/  | /' >&2 || true
 	echo "vm/run.sh: $4" >&2
 	: >"$work/ttyS1"
 	boot

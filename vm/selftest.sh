@@ -2,8 +2,9 @@
 # Prove that vm/run.sh fails a run for every reason it must, and passes a
 # clean one: a kernel warning (a module that warns at init, quoted in the
 # output), a failing selftest, a failing command, a kernel panic, a hung
-# guest (within the timeout), a kernel that dies while booting, twice, and
-# one that dies of an int3 trap outside pyalloc, twice.
+# guest (within the timeout), a kernel that dies while booting, twice (with
+# and without a word), and one that dies of an int3 trap outside pyalloc,
+# twice.
 # Part of `make check`.
 #
 #   vm/selftest.sh [SERIES]
@@ -60,6 +61,14 @@ expect fail hang 'TIMEOUT after 20s' --timeout 20 -- sleep 600
 # still fails the run (no /init here: the kernel panics looking for a root).
 expect fail boot-death 'booting once more' \
 	--append rdinit=/no-such-init -- true
+# A kernel that dies before /init without a line about it (a triple fault
+# ends QEMU silently; here a stand-in QEMU that prints nothing) is booted
+# once more too, and still fails the run.
+mkdir -p "$work/silent-qemu"
+printf '#!/bin/sh\nexit 0\n' >"$work/silent-qemu/qemu-system-x86_64"
+chmod +x "$work/silent-qemu/qemu-system-x86_64"
+PATH="$work/silent-qemu:$PATH" expect fail silent-death \
+	'booting once more' -- true
 # A kernel that dies of an int3 trap outside pyalloc after boot (as QEMU
 # TCG's race with live code patching does) runs once more, and a second
 # such death still fails the run.
