@@ -549,19 +549,24 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	/*
 	 * Every offset is a valid block now, so the second pass only needs
 	 * the pool of each run of entries in one page, and commits the run
-	 * at once (a pool in several runs empties in its last one).
-	 * commit_free() may release an arena, but only one that
-	 * holds no block of this batch any more: its pools are empty, and
-	 * every block still to be committed keeps its pool in use.
+	 * at once (a pool in several runs empties in the last one it
+	 * commits).  It walks the batch backwards: the pools the first pass
+	 * reached last are the likeliest to be in cache still, and a batch
+	 * scattered over the heap reaches a new pool for nearly every block
+	 * (first-level cache misses in FREE from 3.25 to 2.74 a block for
+	 * batches of 512 over some 4,600 pools, bench/icount/freecache.sh).
+	 * commit_free() may release an arena, but only one that holds no
+	 * block of this batch any more: its pools are empty, and every block
+	 * still to be committed keeps its pool in use.
 	 */
-	for (i = 0; i < count; i += run) {
-		page = offsets[i] >> PYA_POOL_SHIFT;
+	for (i = count; i > 0; i -= run) {
+		page = offsets[i - 1] >> PYA_POOL_SHIFT;
 		run = 1;
-		while (i + run < count &&
-		       offsets[i + run] >> PYA_POOL_SHIFT == page)
+		while (run < i &&
+		       offsets[i - 1 - run] >> PYA_POOL_SHIFT == page)
 			run++;
 		/* Validated above: the slot is below max_arenas. */
-		arena = arena_at(a, (u32)(offsets[i] >> a->arena_shift));
+		arena = arena_at(a, (u32)(offsets[i - 1] >> a->arena_shift));
 		if (WARN_ON_ONCE(!arena))	/* validated: never */
 			continue;
 		commit_free(a, arena, arena_pool(a, arena, page), run);
