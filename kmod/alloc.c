@@ -553,11 +553,13 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	 * commits).  It walks the batch backwards: the pools the first pass
 	 * reached last are the likeliest to be in cache still, and a batch
 	 * scattered over the heap reaches a new pool for nearly every block
-	 * (first-level cache misses in FREE from 3.25 to 2.74 a block for
-	 * batches of 512 over some 4,600 pools, bench/icount/freecache.sh).
-	 * commit_free() may release an arena, but only one that holds no
-	 * block of this batch any more: its pools are empty, and every block
-	 * still to be committed keeps its pool in use.
+	 * (bench/icount/freecache.sh).  So a batch leaves the heap, lists
+	 * and their order included, as freeing its blocks one at a time,
+	 * last entry first, would: which pool the next ALLOC takes, which
+	 * emptied pool is reused first and which emptied arena is kept
+	 * (host test free_order).  commit_free() may release an arena, but
+	 * only one that holds no block of this batch any more: its pools are
+	 * empty, and every block still to be committed keeps its pool in use.
 	 */
 	for (i = count; i > 0; i -= run) {
 		page = offsets[i - 1] >> PYA_POOL_SHIFT;

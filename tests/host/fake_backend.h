@@ -3,7 +3,7 @@
  * The fake backend of the host builds of pyalloc's bookkeeping: pages from
  * calloc(), window slots from an array, and the n-th page or slot
  * allocation failing on request.  Used by the unit tests (test_alloc.c)
- * and the FREE path's cache measurement (free_cache.c).
+ * and the FREE path's cache measurement (bench/icount/freecache.c).
  */
 #ifndef _PYALLOC_FAKE_BACKEND_H
 #define _PYALLOC_FAKE_BACKEND_H

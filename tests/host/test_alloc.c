@@ -644,21 +644,52 @@ static void test_random_model(void)
 }
 
 /*
- * A FREE batch is committed in runs of entries in one page (alloc.c): the
- * same batch freed in one call and one block at a time, on two identical
- * heaps (a clone), must leave them identical, lists and their order
- * included, which the next allocations show.  The batch has a full pool
- * in three runs that empties, a full pool whose first run has two blocks
- * and that does not empty, and a pool emptied in reverse order.
+ * Free @batch (@n entries, at most one call's) in one call on @f, and one
+ * block at a time, last entry first, on @c, a clone of @f from before: a
+ * FREE commits its runs of entries in one page backwards (alloc.c), so it
+ * must leave the heap as those single frees do, lists and their order
+ * included, which statistics and the next allocations of every size in
+ * @sizes show.  The free calls counted differ; nothing else may.  Then
+ * @bytes_after bytes must be in use.
+ */
+static void check_free_is_reverse_singles(struct fake *f, struct fake *c,
+					  const u64 *batch, u32 n,
+					  u64 bytes_after,
+					  const u32 *sizes, u32 nsizes)
+{
+	static u64 o1[64], o2[64];
+	struct full_stats sf, sc;
+	u32 i, idx;
+
+	CHECK(n <= PYALLOC_MAX_BATCH);
+	CHECK(!pya_free_blocks(&f->a, batch, n, &idx));
+	for (i = n; i-- > 0; )
+		CHECK(!pya_free_blocks(&c->a, &batch[i], 1, &idx));
+	sf = full_stats_of(f);
+	sc = full_stats_of(c);
+	sc.t.free_calls = sf.t.free_calls;
+	CHECK(!memcmp(&sf, &sc, sizeof(sf)));
+	CHECK(sf.t.bytes_in_use == bytes_after);
+	for (i = 0; i < 2 * nsizes; i++) {
+		CHECK(!pya_alloc_blocks(&f->a, sizes[i % nsizes], 64, o1));
+		CHECK(!pya_alloc_blocks(&c->a, sizes[i % nsizes], 64, o2));
+		CHECK(!memcmp(o1, o2, sizeof(o1)));
+	}
+}
+
+/*
+ * The batch has a full pool in three runs that empties, a full pool whose
+ * first run has two blocks and that does not empty, and a pool emptied in
+ * reverse order.
  */
 static void test_free_runs(void)
 {
 	enum { PER_POOL = 4096 / 48 };		/* 85 blocks of 48 bytes */
-	static u64 offs[3 * PER_POOL], batch[3 * PER_POOL], o1[64], o2[64];
+	static u64 offs[3 * PER_POOL], batch[3 * PER_POOL], o1[1];
+	static const u32 sizes[] = { 512, 48 };
 	struct fake *f = fake_new(1024), *c = fake_new(1024);
 	u64 *p = offs, *q = offs + PER_POOL, *r = offs + 2 * PER_POOL;
-	struct full_stats sf, sc;
-	u32 n = 0, i, idx;
+	u32 n = 0, i;
 
 	alloc_many(f, offs, 3 * PER_POOL, 48);	/* pools P, Q, R, all full */
 	CHECK(!pya_alloc_blocks(&f->a, 48, 1, o1));	/* and a fourth */
@@ -678,28 +709,55 @@ static void test_free_runs(void)
 	for (i = 2; i < 6; i++)			/* Q: 4 more */
 		batch[n++] = q[i];
 
-	for (i = 0; i < n; i += PYALLOC_MAX_BATCH) {
-		u32 k = n - i < PYALLOC_MAX_BATCH ? n - i : PYALLOC_MAX_BATCH;
-
-		CHECK(!pya_free_blocks(&f->a, batch + i, k, &idx));
-	}
-	for (i = 0; i < n; i++)
-		CHECK(!pya_free_blocks(&c->a, &batch[i], 1, &idx));
-	/* The free calls counted differ; everything else must not. */
-	sf = full_stats_of(f);
-	sc = full_stats_of(c);
-	sc.t.free_calls = sf.t.free_calls;
-	CHECK(!memcmp(&sf, &sc, sizeof(sf)));
-	CHECK(sf.t.bytes_in_use == (u64)(PER_POOL - 6 + 1) * 48);
-	for (i = 0; i < 8; i++) {
-		u32 size = i % 2 ? 48 : 512;
-
-		CHECK(!pya_alloc_blocks(&f->a, size, 64, o1));
-		CHECK(!pya_alloc_blocks(&c->a, size, 64, o2));
-		CHECK(!memcmp(o1, o2, sizeof(o1)));
-	}
+	check_free_is_reverse_singles(f, c, batch, n,
+				      (u64)(PER_POOL - 6 + 1) * 48, sizes, 2);
 	fake_destroy(c);
 	fake_destroy(f);
+}
+
+/*
+ * Where the order of a batch's commits shows (check_free_is_reverse_singles):
+ * which pool the next allocation takes when two full pools get a block back
+ * (usedpools) or two pools empty (their arena's empty pools), and which of
+ * two arenas emptied by one batch is kept.
+ */
+static void test_free_order(void)
+{
+	enum { PER_POOL = 4096 / 48, PER_ARENA = 64 * 8 };
+	static u64 offs[2 * PER_ARENA], batch[2];
+	static const u32 sizes[] = { 48, 512 };
+	struct fake *f, *c;
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		f = fake_new(1024);
+		c = fake_new(1024);
+		if (k < 2) {
+			/* Pools P and Q full of 48-byte blocks. */
+			alloc_many(f, offs, 2 * PER_POOL, 48);
+			batch[0] = offs[0];
+			batch[1] = offs[PER_POOL];
+			/* 1: every block but the batch's freed first. */
+			if (k == 1) {
+				free_many(f, offs + 1, PER_POOL - 1);
+				free_many(f, offs + PER_POOL + 1, PER_POOL - 1);
+			}
+		} else {
+			/* Two arenas of 512-byte blocks, one block left in each. */
+			alloc_many(f, offs, 2 * PER_ARENA, 512);
+			CHECK((offs[0] >> 18) != (offs[PER_ARENA] >> 18));
+			batch[0] = offs[0];
+			batch[1] = offs[PER_ARENA];
+			free_many(f, offs + 1, PER_ARENA - 1);
+			free_many(f, offs + PER_ARENA + 1, PER_ARENA - 1);
+		}
+		CHECK(!pya_allocator_clone(&c->a, &f->a));
+		check_free_is_reverse_singles(f, c, batch, 2,
+					      k ? 0 : (2 * PER_POOL - 2) * 48,
+					      sizes, 2);
+		fake_destroy(c);
+		fake_destroy(f);
+	}
 }
 
 /*
@@ -908,6 +966,7 @@ int main(void)
 	run("granularity", test_granularity);
 	run("random_model", test_random_model);
 	run("free_runs", test_free_runs);
+	run("free_order", test_free_order);
 	run("slot_table", test_slot_table);
 	run("clone", test_clone);
 	printf("%d passed, %d failed\n", passed, failed);
