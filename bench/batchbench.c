@@ -182,16 +182,8 @@ int main(int argc, char **argv)
 		t0 = now_ns();
 		alloc_all(fd, offs, (uint32_t)n, (uint32_t)batch);
 		t1 = now_ns();
-		if (o) {	/* Fisher-Yates, outside the timed part */
-			uint64_t i, j, tmp;
-
-			for (i = n - 1; i > 0; i--) {
-				j = rng_below(&rng, (uint32_t)(i + 1));
-				tmp = offs[i];
-				offs[i] = offs[j];
-				offs[j] = tmp;
-			}
-		}
+		if (o)		/* outside the timed part */
+			rng_shuffle(&rng, offs, (uint32_t)n);
 		t2 = now_ns();
 		free_all(fd, offs, (uint32_t)n, (uint32_t)batch);
 		if (r == 0)

@@ -23,4 +23,18 @@ static inline uint32_t rng_below(uint64_t *s, uint32_t n)
 	return (uint32_t)(((rng_next(s) >> 32) * (uint64_t)n) >> 32);
 }
 
+/* Fisher-Yates: @a[0, n) in a uniformly random order. */
+static inline void rng_shuffle(uint64_t *s, uint64_t *a, uint32_t n)
+{
+	uint32_t i, j;
+	uint64_t t;
+
+	for (i = n ? n - 1 : 0; i > 0; i--) {
+		j = rng_below(s, i + 1);
+		t = a[i];
+		a[i] = a[j];
+		a[j] = t;
+	}
+}
+
 #endif /* PYABENCH_RNG_H */

@@ -43,13 +43,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "freecache: ALLOC failed\n");
 				return 1;
 			}
-		for (i = BLOCKS - 1; scattered && i > 0; i--) {
-			u32 j = rng_below(&rng, i + 1);
-			u64 t = offsets[i];
-
-			offsets[i] = offsets[j];
-			offsets[j] = t;
-		}
+		if (scattered)
+			rng_shuffle(&rng, offsets, BLOCKS);
 		for (i = 0; i < BLOCKS; i += BATCH)
 			if (pya_free_blocks(&f->a, offsets + i, BATCH, &bad)) {
 				fprintf(stderr, "freecache: FREE failed\n");
