@@ -18,8 +18,8 @@
 #   --log FILE         full console log (default build/vm/console.log)
 #   --timeout SECS     hard limit for the whole VM run (default 900)
 #   --mem MB           guest memory (default 2048)
-#   --cpu MODEL        QEMU's -cpu (default max; bench/run.sh passes
-#                      max,-erms,-fsrm: see bench/README.md)
+#   --cpu MODEL        QEMU's -cpu (default max; the benchmarks pass
+#                      $BENCH_CPU, e.g. max,-erms,-fsrm: see bench/README.md)
 #   --append "..."     extra kernel command line
 #   --slab-debug FLAGS slab_debug= flags (default FZPU; "-" for none, as on
 #                      the KASAN kernel of the debug lane, where they only
