@@ -579,11 +579,13 @@ TEST(shared_fork_with_threads)
 {
 	struct hold hd;
 	pthread_t t;
-	int i;
+	int i, joined[2];
+	char go = 0;
 	pid_t pid;
 
 	hd.h = open_shared();
 	ASSERT_NE(NULL, hd.h);
+	ASSERT_EQ(0, pipe(joined));
 	ASSERT_EQ(0, pthread_barrier_init(&hd.bar, NULL, 2));
 	ASSERT_EQ(0, pthread_create(&t, NULL, hold_blocks, &hd));
 	pthread_barrier_wait(&hd.bar);
@@ -593,6 +595,7 @@ TEST(shared_fork_with_threads)
 		struct pya_stats st;
 		void *p[1000];
 
+		close(joined[1]);
 		for (i = 0; i < 1000; i++)
 			if (!(p[i] = pya_heap_malloc(hd.h, 1 + i % 600)))
 				_exit(1);
@@ -600,14 +603,24 @@ TEST(shared_fork_with_threads)
 			pya_heap_free(hd.h, p[i]);
 		if (pya_heap_stats(hd.h, &st) || st.forks_dropped == 0)
 			_exit(2);
-		/* Only this thread's magazines are left. */
+		/*
+		 * The heap is shared: the kernel's count holds the parent
+		 * thread's magazine until that thread exits and flushes it.
+		 * Wait for the parent's join, then only this thread's
+		 * magazines are left.
+		 */
+		if (read(joined[0], &go, 1) != 1)
+			_exit(4);
 		if (lib_live_blocks(hd.h) != 0)
 			_exit(3);
 		pya_heap_flush(hd.h);
 		_exit(0);
 	}
+	close(joined[0]);
 	pthread_barrier_wait(&hd.bar);
 	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(1, write(joined[1], &go, 1));
+	close(joined[1]);
 	ASSERT_EQ(0, wait_ok(pid));
 	pthread_barrier_destroy(&hd.bar);
 	/* The thread exited in the parent and flushed; the child flushed what
