@@ -256,13 +256,24 @@ static void pya_heap_decay(struct work_struct *work)
 	pya_heap_reap(heap);
 }
 
-/* Under the heap lock. */
+/*
+ * Under the heap lock.  A new decay applies from now: switched off, what
+ * is kept goes back at once; shortened, the tick pending at the old period
+ * (up to PYALLOC_MAX_DECAY_MS / PYA_DECAY_TICKS away) is brought forward to
+ * the new one, so that what is kept goes back at most 1.25 * ms after
+ * the change, not up to a quarter of the old decay later.
+ */
 void pya_heap_set_decay(struct pya_heap *heap, unsigned int ms)
 {
+	unsigned int old = heap->decay_ms;
+
 	heap->decay_ms = ms;
 	heap->alloc.keep_empty = ms ? U32_MAX : 1;
 	if (!ms)
 		mod_delayed_work(system_wq, &heap->decay, 0);
+	else if (ms < old && pya_allocator_keeps_empty(&heap->alloc))
+		mod_delayed_work(system_wq, &heap->decay,
+				 pya_decay_period(ms));
 	else
 		pya_decay_arm(heap);
 }

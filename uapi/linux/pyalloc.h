@@ -140,7 +140,8 @@ struct pyalloc_info {
  *               long (jemalloc's dirty_decay_ms), and with them the pages
  *               of the pools that are empty in arenas still in use;
  *               PYALLOC_IOC_TRIM gives them back at once.  May change at
- *               any time.
+ *               any time, from then on: set to 0, what is kept goes back at
+ *               once; shortened, within 1.25 times the new decay.
  *
  * The granularity may only change before the heap's first allocation, the
  * window size and the mode before its first allocation or mapping (else
