@@ -25,31 +25,22 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * Poll @fd's statistics into @st until the heap holds @pages pages and, if
  * @held >= 0, the module holds @held (it lowers pages_held just after the
- * statistics change, outside the heap lock), or @ms pass.  True if it did.
+ * statistics change, outside the heap lock), for at least @ms.  True if it
+ * did.
  */
 static bool settled(int fd, struct pya_kstats *st, __u64 pages,
 		    long long held, long ms)
 {
-	long long end = now_ms() + ms;
-
-	for (;;) {
+	for (;; ms -= 20) {
 		if (pya_stats(fd, st))
 			return false;
 		if (st->pages == pages &&
 		    (held < 0 || pya_param("pages_held") == held))
 			return true;
-		if (now_ms() > end)
+		if (ms <= 0)
 			return false;
 		sleep_ms(20);
 	}
