@@ -2,22 +2,25 @@
 # `make bench`: pyalloc against glibc, jemalloc, mimalloc and tcmalloc,
 # rendered into bench/results/ (results.md, results.csv, icount.md,
 # python-icount.md, throughput.png, memory.png, raw-*.csv, fork.md,
-# batch.md), and the tables printed:
+# batch.md, python-insn.md), and the tables printed:
 #   1. instructions per pair, and of the Python programs, on the host under
 #      callgrind (bench/icount/);
 #   2. pyabench, every allocator (bench/guest.sh), and
 #   3. real programs: Python under each allocator (bench/py/), both in one
 #      VM boot with the host's root filesystem;
 #   4. fork latency of private heaps (bench/fork.sh), its own boot;
-#   5. the kernel's batches alone (bench/batch.sh), its own boot.
+#   5. the kernel's batches alone (bench/batch.sh), its own boot;
+#   6. the Python programs once more in a VM whose clock counts
+#      instructions (bench/pyinsn.sh, QEMU -icount), its own boot.
 #
 #   bench/run.sh
 #
 # Environment: BENCH_REPS (throughput repetitions, 9), BENCH_SECS (timed
 # seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
 # BENCH_PYREPS (Python repetitions at most, 9), BENCH_PYMINREPS (at least,
-# 5), BENCH_PYBUDGET (seconds the Python repetitions may take, 260: a
-# repetition starts only if it should end within it), BENCH_CPU (QEMU's
+# 4), BENCH_PYBUDGET (seconds the Python repetitions may take, 200: a
+# repetition starts only if it should end within it; bench/pyinsn.sh's
+# counts, which repeat, took the time of the rest), BENCH_CPU (QEMU's
 # -cpu for every boot, max; "max,-erms,-fsrm" to compare, see
 # bench/README.md), BENCH_MITIGATIONS (the guest's
 # mitigations= : "auto", the kernel's default, unless set; "off" for a
@@ -36,8 +39,8 @@ REPS=${BENCH_REPS:-9}
 SECS=${BENCH_SECS:-0.4}
 MEMREPS=${BENCH_MEMREPS:-3}
 PYREPS=${BENCH_PYREPS:-9}
-PYMINREPS=${BENCH_PYMINREPS:-5}
-PYBUDGET=${BENCH_PYBUDGET:-260}
+PYMINREPS=${BENCH_PYMINREPS:-4}
+PYBUDGET=${BENCH_PYBUDGET:-200}
 MITIGATIONS=${BENCH_MITIGATIONS:-auto}
 CPU=${BENCH_CPU:-max}
 OUT=${BENCH_OUT:-$here/results}
@@ -119,4 +122,6 @@ log "results in $OUT (${elapsed}s)"
 BENCH_OUT="$OUT" "$here/fork.sh" >&2 || rc=1
 # The kernel's ALLOC and FREE per block (its own VM boot, about 15 s).
 BENCH_OUT="$OUT" "$here/batch.sh" >&2 || rc=1
+# Python's instructions, the kernel's included (its own boot, about 2 min).
+BENCH_OUT="$OUT" "$here/pyinsn.sh" >&2 || rc=1
 exit "$rc"

@@ -20,6 +20,12 @@
 #   --mem MB           guest memory (default 2048)
 #   --cpu MODEL        QEMU's -cpu (default max; the benchmarks pass
 #                      $BENCH_CPU, e.g. max,-erms,-fsrm: see bench/README.md)
+#   --icount SHIFT     run with QEMU's -icount shift=SHIFT,sleep=off: the
+#                      guest's clock follows the instructions it retires
+#                      (one every 2^SHIFT ns), not the host's, so the time
+#                      a guest program measures repeats whatever else the
+#                      host runs (single-threaded TCG: the vCPUs take
+#                      turns); bench/run.sh's BENCH_ICOUNT
 #   --append "..."     extra kernel command line
 #   --slab-debug FLAGS slab_debug= flags (default FZPU; "-" for none, as on
 #                      the KASAN kernel of the debug lane, where they only
@@ -61,6 +67,7 @@ log=$top/build/vm/console.log
 timeout_s=900
 mem=2048
 cpu=max
+icount=
 append=
 slabflags=FZPU
 hostfs=
@@ -81,15 +88,19 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--cpu) cpu=$2; shift 2 ;;
+	--icount) icount=$2; shift 2 ;;
 	--append) append=$2; shift 2 ;;
 	--slab-debug) slabflags=$2; shift 2 ;;
 	--host-fs) hostfs=1; shift ;;
 	--) shift; cmd=("$@"); break ;;
-	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,46p' "$0"; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
 [ -n "$selftests" ] || [ ${#cmd[@]} -gt 0 ] || die "nothing to run: --selftests DIR or -- COMMAND"
+[[ -z $icount || $icount =~ ^[0-9]$ ]] || die "--icount $icount: a shift of 0 to 9"
+tcgthread=multi
+[ -z "$icount" ] || tcgthread=single	# -icount needs one TCG thread
 
 envfile=$CACHE/$series.env
 [ -f "$envfile" ] || die "no $envfile: run scripts/deps.sh $series"
@@ -300,7 +311,9 @@ boot() {
 	set +e
 	timeout -k 10 "$timeout_s" qemu-system-x86_64 \
 		-nodefaults -display none -no-reboot \
-		-accel tcg,thread=multi -cpu "$cpu" -smp 2 -m "$mem" \
+		-accel tcg,thread="$tcgthread" \
+		${icount:+-icount "shift=$icount,sleep=off"} \
+		-cpu "$cpu" -smp 2 -m "$mem" \
 		-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" -append "$cmdline" \
 		${hostfs:+-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap} \
 		-serial stdio -serial "file:$work/ttyS1" </dev/null 2>&1 |

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Prove that vm/run.sh fails a run for every reason it must, and passes a
-# clean one: a kernel warning (a module that warns at init, quoted in the
-# output), a failing selftest, a failing command, a kernel panic, a hung
-# guest (within the timeout), a kernel that dies while booting, twice (with
-# and without a word), and one that dies of an int3 trap outside pyalloc,
-# twice.
+# clean one (with and without --icount): a kernel warning (a module that
+# warns at init, quoted in the output), a failing selftest, a failing
+# command, a kernel panic, a hung guest (within the timeout), a bad
+# --icount, a kernel that dies while booting, twice (with and without a
+# word), and one that dies of an int3 trap outside pyalloc, twice.
 # Part of `make check`.
 #
 #   vm/selftest.sh [SERIES]
@@ -57,6 +57,11 @@ expect 0 clean-command '' -- true
 expect fail failing-command 'guest verdict 1' -- false
 expect fail panic 'Kernel panic' -- sh -c 'echo c >/proc/sysrq-trigger'
 expect fail hang 'TIMEOUT after 20s' --timeout 20 -- sleep 600
+# --icount (bench/pyinsn.sh): QEMU takes the clock that counts
+# instructions and the guest boots with it; a shift that is not one digit
+# is refused before any boot.
+expect 0 icount '' --icount 0 -- true
+expect fail icount-shift 'a shift of 0 to 9' --icount 10 -- true
 # A kernel that dies before /init is booted once more, and a second death
 # still fails the run (no /init here: the kernel panics looking for a root).
 expect fail boot-death 'booting once more' \

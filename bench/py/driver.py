@@ -9,7 +9,8 @@ the allocators' order rotated every repetition.
 
     driver.py OUT.csv REPS LIBDIR PRELOAD [MINREPS BUDGET]
 
-REPS is the most repetitions.  With MINREPS and BUDGET (seconds), a
+REPS is the most repetitions; DRIVER_ALLOCS=glibc,mimalloc (say) runs
+only those beside pymalloc and pyalloc.  With MINREPS and BUDGET (seconds), a
 repetition after the MINREPS-th starts only if the mean repetition so far
 still ends within BUDGET: the programs do fixed work, so their time follows
 the host (under TCG one host's CPU ran them twice as long as another's), and
@@ -17,10 +18,13 @@ the budget keeps `make bench` within its 20 minutes on a slow host while a
 fast one runs all REPS.
 
 LIBDIR holds the Debian allocators' shared objects; PRELOAD is
-libpyalloc-malloc.so.  Each line: program,alloc,rep,seconds,maxrss_kb --
-wall time around the child (fork to wait) and its peak resident set
-(getrusage through wait4, which counts pyalloc's device pages like any
-mapped page).  Before the runs every configuration is checked: the
+libpyalloc-malloc.so.  Each line: program,alloc,rep,seconds,maxrss_kb,cpu_s
+-- wall time around the child (fork to wait), its peak resident set and
+the processor time it used, user and system (getrusage through wait4; the
+resident set counts pyalloc's device pages like any mapped page).  In a
+VM booted with -icount (bench/pyinsn.sh) the guest's clock follows the
+instructions it retires, and cpu_s counts the child's own instructions,
+user and kernel, without the waits for the host's 9p files.  Before the runs every configuration is checked: the
 preloaded library must be mapped in the child, and for pyalloc the child
 must hold a /dev/pyalloc descriptor (the drop-in falls back to glibc,
 silently, without one).  "startup" (python3 -c pass) is the fixed cost of a
@@ -44,7 +48,7 @@ PROGRAMS = [
 
 def configs(libdir, preload):
     base = {k: v for k, v in os.environ.items()
-            if k not in ("PYTHONMALLOC", "LD_PRELOAD")}
+            if k not in ("PYTHONMALLOC", "LD_PRELOAD", "DRIVER_ALLOCS")}
     out = [("pymalloc", dict(base), None)]
     for name, lib in (("glibc", None),
                       ("jemalloc", os.path.join(libdir, "libjemalloc.so.2")),
@@ -55,6 +59,11 @@ def configs(libdir, preload):
         if lib:
             env["LD_PRELOAD"] = lib
         out.append((name, env, lib))
+    # DRIVER_ALLOCS=a,b,...: only these (pymalloc and pyalloc always).
+    only = os.environ.get("DRIVER_ALLOCS")
+    if only:
+        keep = set(only.split(",")) | {"pymalloc", "pyalloc"}
+        out = [c for c in out if c[0] in keep]
     return out
 
 
@@ -101,7 +110,7 @@ def run(env, argv):
     _, status, ru = os.wait4(p.pid, 0)
     t = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, t, ru.ru_maxrss
+    return p.returncode, t, ru.ru_maxrss, ru.ru_utime + ru.ru_stime
 
 
 def main():
@@ -136,19 +145,19 @@ def main():
     failed = 0
     t00 = time.perf_counter()
     with open(out, "w") as f:
-        f.write("program,alloc,rep,seconds,maxrss_kb\n")
+        f.write("program,alloc,rep,seconds,maxrss_kb,cpu_s\n")
         for rep in range(1, reps + 1):
             k = (rep - 1) % len(cfg)
             order = cfg[k:] + cfg[:k]
             for prog, argv in PROGRAMS:
                 for name, env, _ in order:
-                    rc, t, rss = run(env, argv)
+                    rc, t, rss, cpu = run(env, argv)
                     if rc:
                         print(f"driver.py: FAILED {prog} under {name}: status {rc}",
                               file=sys.stderr)
                         failed += 1
                         continue
-                    f.write(f"{prog},{name},{rep},{t:.4f},{rss}\n")
+                    f.write(f"{prog},{name},{rep},{t:.4f},{rss},{cpu:.6f}\n")
                     f.flush()
             spent = time.perf_counter() - t00
             print(f"driver.py: repetition {rep} done after {spent:.0f}s",
