@@ -15,10 +15,10 @@
 #
 #   bench/run.sh
 #
-# Environment: BENCH_REPS (throughput repetitions, 9), BENCH_SECS (timed
+# Environment: BENCH_REPS (throughput repetitions, 8), BENCH_SECS (timed
 # seconds per run, 0.4), BENCH_MEMREPS (memory repetitions, 3),
 # BENCH_PYREPS (Python repetitions at most, 9), BENCH_PYMINREPS (at least,
-# 4), BENCH_PYBUDGET (seconds the Python repetitions may take, 200: a
+# 3), BENCH_PYBUDGET (seconds the Python repetitions may take, 150: a
 # repetition starts only if it should end within it; bench/pyinsn.sh's
 # counts, which repeat, took the time of the rest), BENCH_CPU (QEMU's
 # -cpu for every boot, max; "max,-erms,-fsrm" to compare, see
@@ -35,12 +35,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 start=$(date +%s)
 
-REPS=${BENCH_REPS:-9}
+REPS=${BENCH_REPS:-8}
 SECS=${BENCH_SECS:-0.4}
 MEMREPS=${BENCH_MEMREPS:-3}
 PYREPS=${BENCH_PYREPS:-9}
-PYMINREPS=${BENCH_PYMINREPS:-4}
-PYBUDGET=${BENCH_PYBUDGET:-200}
+PYMINREPS=${BENCH_PYMINREPS:-3}
+PYBUDGET=${BENCH_PYBUDGET:-150}
 MITIGATIONS=${BENCH_MITIGATIONS:-auto}
 CPU=${BENCH_CPU:-max}
 OUT=${BENCH_OUT:-$here/results}
