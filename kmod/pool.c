@@ -26,6 +26,31 @@ void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size)
 }
 
 /*
+ * The first @want blocks of @pool, which has none in use (so no bit set:
+ * a block's bit is set exactly while it counts in nused): their offsets
+ * are a run and their bits whole words, without a bit search each.  A
+ * wave of allocations mostly meets such pools, fresh or emptied and kept:
+ * carving took 1.7-2.0% of the instructions of bench/py's JSON and graph
+ * programs under the drop-in, and this took 0.9 and 1.4 points of
+ * pymalloc's count off their totals (bench/pyinsn.sh).
+ */
+static u32 pool_carve_empty(struct pya_pool *pool, u64 *out, u32 want)
+{
+	u64 off = pya_pool_offset(pool);
+	u32 i;
+
+	for (i = 0; i < want; i++, off += pool->block_size)
+		out[i] = off;
+	for (i = 0; i + BITS_PER_LONG <= want; i += BITS_PER_LONG)
+		pool->map[i / BITS_PER_LONG] = ~0UL;
+	if (i < want)
+		pool->map[i / BITS_PER_LONG] =
+			~0UL >> (BITS_PER_LONG - (want - i));
+	pool->nused = want;
+	return want;
+}
+
+/*
  * Take up to @want of the lowest free blocks, which the caller knows
  * exist (the pool is not full), writing their window offsets to @out in
  * ascending order; returns how many.  Lowest-first keeps a pool's live
@@ -39,6 +64,8 @@ u32 pya_pool_alloc_blocks(struct pya_pool *pool, u64 *out, u32 want)
 	u32 got = 0;
 
 	want = min_t(u32, want, pool->nblocks - pool->nused);
+	if (!pool->nused)
+		return pool_carve_empty(pool, out, want);
 	for (w = 0; w < nwords && got < want; w++) {
 		unsigned long free = ~pool->map[w];
 
