@@ -25,7 +25,7 @@
 #                      (one every 2^SHIFT ns), not the host's, so the time
 #                      a guest program measures repeats whatever else the
 #                      host runs (single-threaded TCG: the vCPUs take
-#                      turns); bench/run.sh's BENCH_ICOUNT
+#                      turns); bench/pyinsn.sh boots with --icount 0
 #   --append "..."     extra kernel command line
 #   --slab-debug FLAGS slab_debug= flags (default FZPU; "-" for none, as on
 #                      the KASAN kernel of the debug lane, where they only

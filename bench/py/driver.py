@@ -10,8 +10,8 @@ the allocators' order rotated every repetition.
     driver.py OUT.csv REPS LIBDIR PRELOAD [MINREPS BUDGET]
 
 REPS is the most repetitions; DRIVER_ALLOCS=glibc,mimalloc (say) runs
-only those beside pymalloc and pyalloc.  With MINREPS and BUDGET (seconds), a
-repetition after the MINREPS-th starts only if the mean repetition so far
+only those beside pymalloc and pyalloc.  With MINREPS and BUDGET
+(seconds), a repetition after the MINREPS-th starts only if the mean repetition so far
 still ends within BUDGET: the programs do fixed work, so their time follows
 the host (under TCG one host's CPU ran them twice as long as another's), and
 the budget keeps `make bench` within its 20 minutes on a slow host while a
@@ -24,8 +24,9 @@ the processor time it used, user and system (getrusage through wait4; the
 resident set counts pyalloc's device pages like any mapped page).  In a
 VM booted with -icount (bench/pyinsn.sh) the guest's clock follows the
 instructions it retires, and cpu_s counts the child's own instructions,
-user and kernel, without the waits for the host's 9p files.  Before the runs every configuration is checked: the
-preloaded library must be mapped in the child, and for pyalloc the child
+user and kernel, without the waits for the host's 9p files.  Before the
+runs every configuration is checked: the preloaded library must be mapped
+in the child, and for pyalloc the child
 must hold a /dev/pyalloc descriptor (the drop-in falls back to glibc,
 silently, without one).  "startup" (python3 -c pass) is the fixed cost of a
 process under each allocator.  One more, untimed run of each program under
