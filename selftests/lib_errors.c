@@ -297,4 +297,36 @@ TEST(debug_mode_is_direct)
 	EXPECT_EQ(0, pya_heap_close(h));
 }
 
+#ifdef PYA_FAKE_DEVICE
+/*
+ * A kernel that answers an offset outside the window (its bug, or a reply
+ * corrupted on the way) must stop the library before it hands out a
+ * pointer into whatever lies past the window.  The bad offset is the
+ * batch's first, which the library converts last, after a run of good
+ * blocks of one page: the check is per page of the batch, not only on its
+ * first block.  Only the host's stand-in can answer such a thing.
+ */
+static void alloc_bad_offset(void *arg)
+{
+	pya_heap_t *h = pya_heap_open(NULL);
+
+	fakedev_bad_alloc_offset(*(const uint64_t *)arg);
+	fprintf(stderr, "not caught: %p\n", pya_heap_malloc(h, 64));
+}
+
+TEST(kernel_offset_outside_window_aborts)
+{
+	static const uint64_t bad[] = {
+		FAKEDEV_WINDOW,			/* the first byte past it */
+		FAKEDEV_WINDOW + 4096 + 64,	/* a block a page further */
+		UINT64_MAX - 63,		/* wraps when added to base */
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_ABORT(alloc_bad_offset, (void *)&bad[i],
+			     "pyalloc: kernel offset 0x");
+}
+#endif
+
 LIB_TEST_MAIN

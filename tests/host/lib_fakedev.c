@@ -57,6 +57,8 @@ struct fglobal {
 	unsigned long fail_cmd;
 	int fail_err, fail_n;
 	int fail_fork;
+	int bad_offset_armed;
+	uint64_t bad_offset;
 	uint64_t next_id;
 	uint64_t calls[8];
 };
@@ -212,6 +214,15 @@ void fakedev_fail_ioctl(unsigned long cmd, int err, int n)
 	fg->fail_cmd = cmd;
 	fg->fail_err = err;
 	fg->fail_n = n;
+	pthread_mutex_unlock(&fg->lock);
+}
+
+void fakedev_bad_alloc_offset(uint64_t off)
+{
+	pthread_once(&fg_once, fg_init);
+	pthread_mutex_lock(&fg->lock);
+	fg->bad_offset = off;
+	fg->bad_offset_armed = 1;
 	pthread_mutex_unlock(&fg->lock);
 }
 
@@ -672,6 +683,14 @@ int pyai_dev_ioctl(int fd, unsigned long cmd, void *arg)
 	}
 	case PYALLOC_IOC_ALLOC:
 		ret = do_alloc(f, arg);
+		pthread_mutex_lock(&fg->lock);
+		if (!ret && fg->bad_offset_armed) {
+			struct pyalloc_alloc *a = arg;
+
+			fg->bad_offset_armed = 0;
+			((uint64_t *)(uintptr_t)a->offsets)[0] = fg->bad_offset;
+		}
+		pthread_mutex_unlock(&fg->lock);
 		break;
 	case PYALLOC_IOC_FREE:
 		ret = do_free(f, arg);

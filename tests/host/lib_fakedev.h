@@ -48,5 +48,8 @@ uint64_t fakedev_ioctl_count(unsigned long cmd);
 uint64_t fakedev_blocks_in_use(int fd);
 /* Make the private copies of the next @n forked children fail. */
 void fakedev_fail_fork_copy(int n);
+/* Make the next ALLOC answer @off as its first block's offset (a kernel
+ * gone wrong: the block it replaces stays allocated). */
+void fakedev_bad_alloc_offset(uint64_t off);
 
 #endif
