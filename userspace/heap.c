@@ -345,7 +345,10 @@ static int heap_configure(struct pya_heap *h, unsigned int gran,
 	if (h->info.granularity != gran || h->info.pool_size != PYAI_PAGE_SIZE ||
 	    h->info.max_request != PYALLOC_MAX_REQUEST || h->info.mode != mode ||
 	    h->info.max_batch != PYALLOC_MAX_BATCH ||
-	    h->info.window_size < PYAI_PAGE_SIZE) {
+	    h->info.window_size < PYAI_PAGE_SIZE ||
+	    /* Whole pages: the page-class table and the refill's window
+	     * check, once a page (magazine.c), count on it. */
+	    h->info.window_size & (PYAI_PAGE_SIZE - 1)) {
 		errno = EPROTO;
 		return -1;
 	}
