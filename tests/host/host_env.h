@@ -101,6 +101,14 @@ static inline void bitmap_zero(unsigned long *map, unsigned long nbits)
 	memset(map, 0, BITS_TO_LONGS(nbits) * sizeof(long));
 }
 
+/* Bit by bit: the kernel's fills whole words, with the same result. */
+static inline void bitmap_set(unsigned long *map, unsigned int start,
+			      unsigned int nbits)
+{
+	for (; nbits; nbits--, start++)
+		__set_bit(start, map);
+}
+
 static inline void bitmap_copy(unsigned long *dst, const unsigned long *src,
 			       unsigned long nbits)
 {
