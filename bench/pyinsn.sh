@@ -112,7 +112,6 @@ for p in progs:
     m = statistics.median(r)
     print(f"- {names.get(p, p)}: pyalloc within 5% of pymalloc in instructions: "
           f"{m:.3f}x [{r[0]:.3f}-{r[-1]:.3f}], "
-          + py_verdict(m, r[0], r[-1]).replace("interquartile range",
-                                                "spread"))
+          + py_verdict(m, r[0], r[-1], spread="spread"))
 PY
 cat "$OUT/python-insn.md"

@@ -111,12 +111,12 @@ def judge(q1, q3, ok, miss):
     return "met" if ok else f"**missed** by {miss}"
 
 
-def py_verdict(m, q1, q3):
+def py_verdict(m, q1, q3, spread="interquartile range"):
     """Verdict on "within 5% of pymalloc": the bound is 1.05, and, as for
     every ratio here, a spread that holds the bound is noise, whichever
-    side of it the median is on."""
+    side of it the median is on.  @spread names what q1..q3 is."""
     if q1 <= 1.05 <= q3:
-        return ("within noise (the interquartile range holds 1.05; "
+        return (f"within noise (the {spread} holds 1.05; "
                 f"median {'within' if m <= 1.05 else 'over'} it)")
     if m <= 1.05:
         return "met"
