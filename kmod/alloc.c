@@ -509,48 +509,86 @@ static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 }
 
 /*
- * Free @count blocks.  On -EINVAL, *bad is the first entry that is not an
- * allocated block of this heap (or repeats one) and nothing was freed.
+ * Clear the bits of the entries from offsets[@i] on that lie in window page
+ * @page, whose pool @pool is, offsets[@i] being one of them; stop at @count
+ * or at the first entry of another page or that is not a block of @pool
+ * in use.  Returns the index past the last cleared entry.
+ *
+ * The blocks a thread frees together mostly share a pool (a magazine gives
+ * back blocks it took together, and the kernel carves them pool by pool),
+ * so this loop is where FREE spends its time: the pool's geometry lives in
+ * locals, where the bit stores into pool->map would otherwise make the
+ * compiler load it again for every block.  The checks are those of
+ * pya_pool_block_index(); the pool's others (its page, its count) would
+ * give the same answer for every block of the run, which changes neither.
+ */
+static __always_inline u32 clear_run(struct pya_pool *pool,
+				     const u64 *offsets, u32 i, u32 count,
+				     u64 page)
+{
+	const u32 recip = pool->recip;
+	const u32 block_size = pool->block_size;
+	const u32 nblocks = pool->nblocks;
+	unsigned long *map = pool->map;
+
+	for (; i < count && offsets[i] >> PYA_POOL_SHIFT == page; i++) {
+		u32 inpage = (u32)offsets[i] & (PYA_POOL_SIZE - 1);
+		u32 idx = (u32)(((u64)inpage * recip) >> 32);
+
+		if (idx * block_size != inpage || idx >= nblocks)
+			break;
+		idx = array_index_nospec(idx, nblocks);
+		if (!__test_and_clear_bit(idx, map))
+			break;
+	}
+	return i;
+}
+
+/*
+ * Free @count blocks, at most PYALLOC_MAX_BATCH.  On -EINVAL, *bad is the
+ * first entry that is not an allocated block of this heap (or repeats one)
+ * and nothing was freed.
  */
 int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		    u32 *bad)
 {
 	struct pya_arena *arena;
-	struct pya_pool *pool = NULL;
-	u64 page = U64_MAX;	/* the window page of pool; none yet */
+	struct pya_pool *pool;
 	unsigned int idx;
-	u32 i, run;
-	int err;
+	u32 i, next, end, nruns = 0;
 
+	if (WARN_ON_ONCE(count > ARRAY_SIZE(a->free_runs)))
+		return -E2BIG;
 	/*
-	 * The blocks a thread frees together often share a pool (a magazine
-	 * gives back blocks it took together), so while the entries stay in
-	 * the page of the one before, its pool is taken as it is: only the
-	 * block index and the bit are checked again.  The pool's other checks
-	 * would give the same answer: this pass changes neither its page nor
-	 * its count.
+	 * The first pass checks every entry and clears its bit, one run of
+	 * entries in one page at a time: the first entry of a run is looked
+	 * up in full, the others against its pool (clear_run()).  Nothing
+	 * else changes until the whole batch has passed.
 	 */
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < count; i = next) {
 		u64 off = offsets[i];
 
-		if (off >> PYA_POOL_SHIFT == page)
-			err = pya_pool_block_index(pool,
-						   off & (PYA_POOL_SIZE - 1),
-						   &idx);
-		else
-			err = block_lookup(a, off, &arena, &pool, &idx);
-		if (err || !__test_and_clear_bit(idx, pool->map)) {
-			restore_bits(a, offsets, i);
-			*bad = i;
-			return -EINVAL;
+		if (block_lookup(a, off, &arena, &pool, &idx) ||
+		    !__test_and_clear_bit(idx, pool->map)) {
+			next = i;
+			goto reject;
 		}
-		page = off >> PYA_POOL_SHIFT;
+		a->free_runs[nruns++] = (u16)i;
+		/*
+		 * A batch scattered over the heap has runs of one entry: for
+		 * them, one comparison.  An entry of this page that stops the
+		 * run is looked up in full next, and rejected there.
+		 */
+		next = i + 1;
+		if (next < count &&
+		    offsets[next] >> PYA_POOL_SHIFT == off >> PYA_POOL_SHIFT)
+			next = clear_run(pool, offsets, next, count,
+					 off >> PYA_POOL_SHIFT);
 	}
 	/*
-	 * Every offset is a valid block now, so the second pass only needs
-	 * the pool of each run of entries in one page, and commits the run
-	 * at once (a pool in several runs empties in the last one it
-	 * commits).  It walks the batch backwards: the pools the first pass
+	 * Every offset is a valid block now, so the second pass commits each
+	 * run at once (a pool in several runs empties in the last one it
+	 * commits).  It walks the runs backwards: the pools the first pass
 	 * reached last are the likeliest to be in cache still, and a batch
 	 * scattered over the heap reaches a new pool for nearly every block
 	 * (bench/icount/freecache.sh).  So a batch leaves the heap, lists
@@ -561,22 +599,25 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 	 * only one that holds no block of this batch any more: its pools are
 	 * empty, and every block still to be committed keeps its pool in use.
 	 */
-	for (i = count; i > 0; i -= run) {
-		page = offsets[i - 1] >> PYA_POOL_SHIFT;
-		run = 1;
-		while (run < i &&
-		       offsets[i - 1 - run] >> PYA_POOL_SHIFT == page)
-			run++;
+	for (end = count; nruns--; end = i) {
+		i = a->free_runs[nruns];
 		/* Validated above: the slot is below max_arenas. */
-		arena = arena_at(a, (u32)(offsets[i - 1] >> a->arena_shift));
+		arena = arena_at(a, (u32)(offsets[i] >> a->arena_shift));
 		if (WARN_ON_ONCE(!arena))	/* validated: never */
 			continue;
-		commit_free(a, arena, arena_pool(a, arena, page), run);
+		commit_free(a, arena,
+			    arena_pool(a, arena, offsets[i] >> PYA_POOL_SHIFT),
+			    end - i);
 	}
 	a->free_calls++;
 	a->blocks_freed += count;
 	*bad = count;
 	return 0;
+
+reject:
+	restore_bits(a, offsets, next);
+	*bad = next;
+	return -EINVAL;
 }
 
 /*

@@ -97,6 +97,12 @@ struct pya_allocator {
 	u64 tick;		/* decay ticks so far (pya_allocator_decay) */
 	u64 prev_highwater;	/* arenas_highwater before that call */
 	bool rolling_back;
+	/*
+	 * pya_free_blocks()'s scratch: where each run of a batch's entries
+	 * in one page starts, found by its first pass, committed by its
+	 * second.  Under the heap lock like the rest; not cloned.
+	 */
+	u16 free_runs[PYALLOC_MAX_BATCH];
 
 	/* Statistics (struct pyalloc_stats). */
 	u64 pages;

@@ -28,6 +28,7 @@ typedef uint64_t u64;
 #define min_t(type, x, y)	((type)(x) < (type)(y) ? (type)(x) : (type)(y))
 #define max_t(type, x, y)	((type)(x) > (type)(y) ? (type)(x) : (type)(y))
 #define array_size(n, size)	((size_t)(n) * (size_t)(size))
+#define ARRAY_SIZE(arr)		(sizeof(arr) / sizeof((arr)[0]))
 #define likely(x)		__builtin_expect(!!(x), 1)
 
 #define PAGE_SHIFT	12

@@ -193,6 +193,8 @@ static void test_free_rejects(void)
 
 	bad[0] = a[0]; bad[1] = a[0] + 1; bad[2] = a[1];	/* misaligned */
 	CHECK(pya_free_blocks(&f->a, bad, 3, &idx) == -EINVAL && idx == 1);
+	bad[1] = a[1] + 8;		/* misaligned, inside a block in use */
+	CHECK(pya_free_blocks(&f->a, bad, 3, &idx) == -EINVAL && idx == 1);
 	bad[1] = a[0];						/* duplicate */
 	CHECK(pya_free_blocks(&f->a, bad, 3, &idx) == -EINVAL && idx == 1);
 	bad[1] = 31ULL << 18;					/* no arena */
