@@ -120,8 +120,10 @@ def py_verdict(m, q1, q3, spread="interquartile range"):
                 f"median {'within' if m <= 1.05 else 'over'} it)")
     if m <= 1.05:
         return "met"
-    miss = round(100 * (m - 1.05))
-    return f"**missed** by {miss} point{'s' if miss != 1 else ''}"
+    # One decimal: the instruction counts repeat to 0.1 point, and a miss
+    # of 0.3 must not read "missed by 0 points".
+    miss = 100 * (m - 1.05)
+    return f"**missed** by {miss:.1f} point{'' if f'{miss:.1f}' == '1.0' else 's'}"
 
 
 def main():
