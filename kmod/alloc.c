@@ -509,39 +509,43 @@ static void restore_bits(struct pya_allocator *a, const u64 *offsets,
 }
 
 /*
- * Clear the bits of the entries from offsets[@i] on that lie in window page
- * @page, whose pool @pool is, offsets[@i] being one of them; stop at @count
- * or at the first entry of another page or that is not a block of @pool
- * in use.  Returns the index past the last cleared entry.
+ * Clear the bits of the entries from offsets[@i] on that are blocks of
+ * @pool in use, up to @count: stop at the first entry of another page, or
+ * that is not such a block.  Returns the index of that entry (@count if
+ * none).
  *
  * The blocks a thread frees together mostly share a pool (a magazine gives
  * back blocks it took together, and the kernel carves them pool by pool),
- * so this loop is where FREE spends its time: the pool's geometry lives in
- * locals, where the bit stores into pool->map would otherwise make the
- * compiler load it again for every block.  The checks are those of
- * pya_pool_block_index(); the pool's others (its page, its count) would
- * give the same answer for every block of the run, which changes neither.
+ * so this loop is where FREE spends its time: the pool's page, reciprocal,
+ * block count and bitmap live in locals, where the bit stores into
+ * pool->map would otherwise make the compiler load them again for every
+ * block, and one subtraction both tells whether an entry is in the page
+ * and gives its offset there.  The checks are pya_pool_block_index()'s;
+ * the pool's others (its page, its count) would give the same answer for
+ * every block of the run, which changes neither.
  */
 static __always_inline u32 clear_run(struct pya_pool *pool,
-				     const u64 *offsets, u32 i, u32 count,
-				     u64 page)
+				     const u64 *offsets, u32 i, u32 count)
 {
+	const u64 page = pya_pool_offset(pool);
 	const u32 recip = pool->recip;
-	const u32 block_size = pool->block_size;
 	const u32 nblocks = pool->nblocks;
 	unsigned long *map = pool->map;
+	const u64 *p = offsets + i, *end = offsets + count;
 
-	for (; i < count && offsets[i] >> PYA_POOL_SHIFT == page; i++) {
-		u32 inpage = (u32)offsets[i] & (PYA_POOL_SIZE - 1);
-		u32 idx = (u32)(((u64)inpage * recip) >> 32);
+	for (; p < end; p++) {
+		u64 inpage = *p - page;
+		u32 idx;
 
-		if (idx * block_size != inpage || idx >= nblocks)
+		if (inpage >= PYA_POOL_SIZE ||
+		    !pya_pool_split((u32)inpage, recip, &idx) ||
+		    idx >= nblocks)
 			break;
 		idx = array_index_nospec(idx, nblocks);
 		if (!__test_and_clear_bit(idx, map))
 			break;
 	}
-	return i;
+	return (u32)(p - offsets);
 }
 
 /*
@@ -582,8 +586,7 @@ int pya_free_blocks(struct pya_allocator *a, const u64 *offsets, u32 count,
 		next = i + 1;
 		if (next < count &&
 		    offsets[next] >> PYA_POOL_SHIFT == off >> PYA_POOL_SHIFT)
-			next = clear_run(pool, offsets, next, count,
-					 off >> PYA_POOL_SHIFT);
+			next = clear_run(pool, offsets, next, count);
 	}
 	/*
 	 * Every offset is a valid block now, so the second pass commits each

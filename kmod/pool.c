@@ -18,7 +18,8 @@ void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size)
 	 * 1 / size while n * size <= 2^32 (a pool of at most 8 MiB, checked
 	 * below): too little to reach the next integer, at least 1 / size
 	 * above n / size, so (n * recip) >> 32 is floor(n / size), without a
-	 * division on the free path.
+	 * division on the free path.  The low half tells whether size
+	 * divides n (pya_pool_split()).
 	 */
 	BUILD_BUG_ON((u64)PYA_POOL_SIZE * PYALLOC_MAX_REQUEST > 1ULL << 32);
 	pool->recip = U32_MAX / block_size + 1;

@@ -61,17 +61,35 @@ static inline u64 pya_pool_offset(const struct pya_pool *pool)
 }
 
 /*
+ * Split @inpage, an offset inside a page of blocks whose reciprocal is
+ * @recip (pya_pool_init()), into the index of the block it falls in and
+ * whether it is that block's start, with one multiplication.  The product's
+ * high half is the index q = floor(n / size).  Its low half is
+ * e * q + recip * s, where n = q * size + s and recip * size = 2^32 + e,
+ * 0 <= e < size: below n if s = 0, at least recip otherwise; and
+ * n < PYA_POOL_SIZE <= 2^32 / PYALLOC_MAX_REQUEST <= recip.  So size divides
+ * n exactly when the low half is below recip (the test of Lemire, Kaser and
+ * Kurz, "Faster remainder by direct computation", 2019).
+ */
+static __always_inline bool pya_pool_split(u32 inpage, u32 recip, u32 *idx)
+{
+	u64 q = (u64)inpage * recip;
+
+	*idx = (u32)(q >> 32);
+	return (u32)q < recip;
+}
+
+/*
  * Turn an offset inside the pool's page into a block index.  Fails unless the
  * offset is the start of a block that exists; the caller checks the bitmap.
- * Inline: it runs for every block of every FREE batch.  The division is a
- * multiplication by the pool's reciprocal (pya_pool_init()).
+ * Inline: it runs for every block of every FREE batch.
  */
 static inline int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
 				       unsigned int *idx)
 {
-	unsigned int i = (u32)(((u64)inpage * pool->recip) >> 32);
+	u32 i;
 
-	if (i * pool->block_size != inpage || i >= pool->nblocks)
+	if (!pya_pool_split(inpage, pool->recip, &i) || i >= pool->nblocks)
 		return -EINVAL;
 	*idx = array_index_nospec(i, (unsigned int)pool->nblocks);
 	return 0;

@@ -201,6 +201,9 @@ static void test_free_rejects(void)
 	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
 	bad[1] = 1ULL << 40;					/* off window */
 	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
+	bad[1] = a[1];
+	bad[2] = a[2] + (1ULL << 32);	/* the same low 32 bits, off window */
+	CHECK(pya_free_blocks(&f->a, bad, 3, &idx) == -EINVAL && idx == 2);
 	bad[1] = a[3] + 48;					/* never allocated */
 	CHECK(pya_free_blocks(&f->a, bad, 2, &idx) == -EINVAL && idx == 1);
 	bad[1] = (a[0] & ~(PAGE_SIZE - 1)) + 3 * PAGE_SIZE;	/* uncarved pool */
