@@ -238,6 +238,35 @@ static int kernel_alloc(struct pya_heap *h, struct pyai_tcache *tc,
 }
 
 /*
+ * The window offsets of @n blocks, for FREE.  Four at a time, in two
+ * vectors of two (GCC's vector extension: SSE2 on x86-64, whatever the
+ * target has elsewhere): a drain converts up to PYALLOC_MAX_BATCH blocks,
+ * and GCC does not vectorise the plain loop at -O2.  5 instructions a
+ * block become 2.5.
+ */
+typedef uint64_t pyai_u64x2 __attribute__((vector_size(16)));
+
+static void blocks_to_offsets(uint64_t *offs, void *const *blocks, uint32_t n,
+			      uintptr_t base)
+{
+	void *const *src = blocks, *const *four = blocks + (n & ~3u);
+	uint64_t *dst = offs;
+
+	for (; src < four; src += 4, dst += 4) {
+		pyai_u64x2 lo, hi;
+
+		memcpy(&lo, src, sizeof(lo));
+		memcpy(&hi, src + 2, sizeof(hi));
+		lo -= (uint64_t)base;
+		hi -= (uint64_t)base;
+		memcpy(dst, &lo, sizeof(lo));
+		memcpy(dst + 2, &hi, sizeof(hi));
+	}
+	for (; src < blocks + n; src++, dst++)
+		*dst = (uintptr_t)*src - base;
+}
+
+/*
  * Free @n blocks; a rejection means the program corrupted the heap.  Into a
  * lost heap (struct pya_heap.lost) nothing can be returned: the blocks are
  * dropped and counted.
@@ -247,13 +276,11 @@ static void kernel_free(struct pya_heap *h, struct pyai_tcache *tc,
 {
 	uint64_t offs[PYALLOC_MAX_BATCH];
 	struct pyalloc_free f = { .count = n, .offsets = (uintptr_t)offs };
-	uint32_t i;
 	int err = errno;
 
 	if (pyai_heap_usable(h) < 0)
 		goto lost;
-	for (i = 0; i < n; i++)
-		offs[i] = (uintptr_t)blocks[i] - (uintptr_t)h->base;
+	blocks_to_offsets(offs, blocks, n, (uintptr_t)h->base);
 	COUNT(h, tc, ioctl_free);
 	if (pyai_heap_xioctl(h, PYALLOC_IOC_FREE, &f) == 0) {
 		errno = err;
