@@ -408,8 +408,9 @@ static __always_inline int block_lookup(struct pya_allocator *a, u64 off,
  * neither full before nor empty after, is a few instructions, fewer than
  * the call.
  */
-static __always_inline void commit_free(struct pya_allocator *a, struct pya_arena *arena,
-			struct pya_pool *pool, u32 n)
+static __always_inline void commit_free(struct pya_allocator *a,
+					struct pya_arena *arena,
+					struct pya_pool *pool, u32 n)
 {
 	bool was_full = pya_pool_full(pool);
 
