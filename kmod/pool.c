@@ -37,10 +37,11 @@ void pya_pool_init(struct pya_pool *pool, unsigned int cls, u32 block_size)
  */
 static u32 pool_carve_empty(struct pya_pool *pool, u64 *out, u32 want)
 {
+	const u32 size = pool->block_size;
 	u64 off = pya_pool_offset(pool);
 	u32 i;
 
-	for (i = 0; i < want; i++, off += pool->block_size)
+	for (i = 0; i < want; i++, off += size)
 		out[i] = off;
 	bitmap_set(pool->map, 0, want);
 	pool->nused = want;
@@ -52,31 +53,35 @@ static u32 pool_carve_empty(struct pya_pool *pool, u64 *out, u32 want)
  * exist (the pool is not full), writing their window offsets to @out in
  * ascending order; returns how many.  Lowest-first keeps a pool's live
  * blocks packed at the start of the page.  One pass over the bitmap's
- * words, not one search from the start for every block.
+ * words, not one search from the start for every block; the bits taken
+ * from a word are set with one store, and the geometry lives in locals
+ * (the kernel builds without strict aliasing, so the stores to @out would
+ * otherwise reload it for every block).
  */
 u32 pya_pool_alloc_blocks(struct pya_pool *pool, u64 *out, u32 want)
 {
-	u64 base = pya_pool_offset(pool);
-	unsigned int w, nwords = BITS_TO_LONGS(pool->nblocks);
+	const u64 base = pya_pool_offset(pool);
+	const u32 size = pool->block_size, nblocks = pool->nblocks;
+	unsigned int w, nwords = BITS_TO_LONGS(nblocks);
 	u32 got = 0;
 
-	want = min_t(u32, want, pool->nblocks - pool->nused);
+	want = min_t(u32, want, nblocks - pool->nused);
 	if (!pool->nused)
 		return pool_carve_empty(pool, out, want);
 	for (w = 0; w < nwords && got < want; w++) {
-		unsigned long free = ~pool->map[w];
+		unsigned long free = ~pool->map[w], taken = 0;
 
-		while (free && got < want) {
+		/* No block past the pool's last has a bit to take. */
+		if (w == nwords - 1)
+			free &= BITMAP_LAST_WORD_MASK(nblocks);
+		for (; free && got < want; free &= free - 1) {
 			unsigned int idx = w * BITS_PER_LONG + __ffs(free);
 
-			if (idx >= pool->nblocks)
-				break;
-			free &= free - 1;
-			__set_bit(idx, pool->map);
-			out[got++] = base + (u64)idx * pool->block_size;
+			taken |= free & -free;
+			out[got++] = base + (u64)idx * size;
 		}
+		pool->map[w] |= taken;
 	}
 	pool->nused += got;
 	return got;
 }
-

@@ -97,6 +97,9 @@ static inline unsigned long __ffs(unsigned long word)
 	return (unsigned long)__builtin_ctzl(word);
 }
 
+/* The bits of a bitmap's last word that are in the map (all if full). */
+#define BITMAP_LAST_WORD_MASK(nbits) (~0UL >> (-(nbits) & (BITS_PER_LONG - 1)))
+
 static inline void bitmap_zero(unsigned long *map, unsigned long nbits)
 {
 	memset(map, 0, BITS_TO_LONGS(nbits) * sizeof(long));
