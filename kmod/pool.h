@@ -82,7 +82,7 @@ static __always_inline bool pya_pool_split(u32 inpage, u32 recip, u32 *idx)
 /*
  * Turn an offset inside the pool's page into a block index.  Fails unless the
  * offset is the start of a block that exists; the caller checks the bitmap.
- * Inline: it runs for every block of every FREE batch.
+ * Inline: it runs for the first block of every run of a FREE batch.
  */
 static inline int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
 				       unsigned int *idx)

@@ -252,6 +252,9 @@ static void blocks_to_offsets(uint64_t *offs, void *const *blocks, uint32_t n,
 	void *const *src = blocks, *const *four = blocks + (n & ~3u);
 	uint64_t *dst = offs;
 
+	/* Two pointers a vector only where a pointer is 8 bytes. */
+	if (sizeof(void *) != sizeof(uint64_t))
+		four = blocks;
 	for (; src < four; src += 4, dst += 4) {
 		pyai_u64x2 lo, hi;
 
