@@ -525,9 +525,10 @@ static void restore_bits(struct pya_allocator *a, const u64 *offsets,
  * block count and bitmap live in locals, where the bit stores into
  * pool->map would otherwise make the compiler load them again for every
  * block, and one subtraction both tells whether an entry is in the page
- * and gives its offset there.  The checks are pya_pool_block_index()'s;
- * the pool's others (its page, its count) would give the same answer for
- * every block of the run, which changes neither.
+ * and gives its offset there.  The checks are pya_pool_block_index()'s,
+ * through the same pya_block_index(); the pool's others (its page, its
+ * count) would give the same answer for every block of the run, which
+ * changes neither.
  */
 static __always_inline u32 clear_run(struct pya_pool *pool,
 				     const u64 *offsets, u32 i, u32 count)
@@ -540,14 +541,11 @@ static __always_inline u32 clear_run(struct pya_pool *pool,
 
 	for (; p < end; p++) {
 		u64 inpage = *p - page;
-		u32 idx;
+		unsigned int idx;
 
 		if (inpage >= PYA_POOL_SIZE ||
-		    !pya_pool_split((u32)inpage, recip, &idx) ||
-		    idx >= nblocks)
-			break;
-		idx = array_index_nospec(idx, nblocks);
-		if (!__test_and_clear_bit(idx, map))
+		    pya_block_index((u32)inpage, recip, nblocks, &idx) ||
+		    !__test_and_clear_bit(idx, map))
 			break;
 	}
 	return (u32)(p - offsets);

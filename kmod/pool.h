@@ -66,7 +66,8 @@ static inline u64 pya_pool_offset(const struct pya_pool *pool)
  * whether it is that block's start, with one multiplication.  The product's
  * high half is the index q = floor(n / size).  Its low half is
  * e * q + recip * s, where n = q * size + s and recip * size = 2^32 + e,
- * 0 <= e < size: below n if s = 0, at least recip otherwise; and
+ * 0 <= e < size: at most n if s = 0, at least recip otherwise (below
+ * 2^32 either way, being the low half); and
  * n < PYA_POOL_SIZE <= 2^32 / PYALLOC_MAX_REQUEST <= recip.  So size divides
  * n exactly when the low half is below recip (the test of Lemire, Kaser and
  * Kurz, "Faster remainder by direct computation", 2019).
@@ -80,19 +81,30 @@ static __always_inline bool pya_pool_split(u32 inpage, u32 recip, u32 *idx)
 }
 
 /*
+ * The index of the block that starts at @inpage in a page of @nblocks
+ * blocks whose reciprocal is @recip, or -EINVAL; the caller checks the
+ * bitmap.  The pool's fields come as values so that FREE's run loop
+ * (alloc.c, clear_run()) can keep them in registers.
+ */
+static __always_inline int pya_block_index(u32 inpage, u32 recip,
+					   u32 nblocks, unsigned int *idx)
+{
+	u32 i;
+
+	if (!pya_pool_split(inpage, recip, &i) || i >= nblocks)
+		return -EINVAL;
+	*idx = array_index_nospec(i, nblocks);
+	return 0;
+}
+
+/*
  * Turn an offset inside the pool's page into a block index.  Fails unless the
  * offset is the start of a block that exists; the caller checks the bitmap.
- * Inline: it runs for the first block of every run of a FREE batch.
  */
 static inline int pya_pool_block_index(const struct pya_pool *pool, u32 inpage,
 				       unsigned int *idx)
 {
-	u32 i;
-
-	if (!pya_pool_split(inpage, pool->recip, &i) || i >= pool->nblocks)
-		return -EINVAL;
-	*idx = array_index_nospec(i, (unsigned int)pool->nblocks);
-	return 0;
+	return pya_block_index(inpage, pool->recip, pool->nblocks, idx);
 }
 
 #endif /* _PYALLOC_POOL_H */
