@@ -122,8 +122,8 @@ def py_verdict(m, q1, q3, spread="interquartile range"):
         return "met"
     # One decimal: the instruction counts repeat to 0.1 point, and a miss
     # of 0.3 must not read "missed by 0 points".
-    miss = 100 * (m - 1.05)
-    return f"**missed** by {miss:.1f} point{'' if f'{miss:.1f}' == '1.0' else 's'}"
+    miss = f"{100 * (m - 1.05):.1f}"
+    return f"**missed** by {miss} point{'' if miss == '1.0' else 's'}"
 
 
 def main():
